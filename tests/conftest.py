@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own data dir, and real model requests fail unless a test opts in.
+
+Mark a test ``@pytest.mark.real_model`` to let it run the embedded chat model (slow, offline) and
+``@pytest.mark.real_embeddings`` to use the packaged ONNX embedding model instead of the fake embedder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# The joined embedded-model file is big (1.1 GB): tests share one copy instead of one per data dir.
+SHARED_MODEL_DIR = REPO / ".coach-data" / "models"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data dir, no keys or servers from the developer's shell, and no real model requests."""
+    for name in ("OPENAI_API_KEY", "COACH_BASE_URL", "COACH_MODEL", "COACH_BACKEND", "COACH_CHROMA_URL",
+                 "COACH_DATABASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path / "coach-data"
+    monkeypatch.setenv("COACH_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("COACH_MODEL_DIR", str(SHARED_MODEL_DIR))
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    yield data_dir
+
+
+@pytest.fixture(autouse=True)
+def block_real_model_requests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to build a real chat model fails loudly unless the test is marked ``real_model``."""
+    from coach import models
+
+    allowed = request.node.get_closest_marker("real_model") is not None
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", allowed)

@@ -1,0 +1,115 @@
+"""Clean a draft before a small model sees it: it copies whatever structure it is shown.
+
+Code drops links, greetings, sign-offs and signatures and headings without a figure; bullets become
+sentences; a status page's "[Update - <time>]" blocks become dated sentences in chronological order.
+Nothing here changes a fact: every figure left in the cleaned text is exactly as in the draft.
+"""
+
+from __future__ import annotations
+
+import re
+
+_URL = re.compile(r"\(?(?:https?://|www\.)\S+\)?")
+_LINK_LINE = re.compile(r"^\s*(?:more\s+details?|details|see|read more|source|link)s?\b[^:]*:?\s*$", re.IGNORECASE)
+_GREETING = re.compile(r"^\s*(?:hello|hi|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^.!?]{0,40}[,!:]?\s*$",
+                       re.IGNORECASE)
+_SIGN_OFF = re.compile(r"^\s*(?:thanks?(?: you)?(?: for [^.]*)?|best(?: regards)?|kind regards|regards|cheers|"
+                       r"sincerely|many thanks)\b[^.!?]{0,60}[.!,]?\s*$", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-*•·–]|\d+[.)])\s+")
+_BLOCK_LABEL = re.compile(r"^\s*\[(?P<label>[^\]]{1,80})\]\s*$")
+_UPDATE_LABEL = re.compile(r"^(?:update|edit)\s*[-–:]?\s*(?P<when>.+)$", re.IGNORECASE)
+
+
+def _tidy_after_links(line: str) -> str:
+    """Remove what a deleted link leaves behind: empty brackets, a dangling "as per" or "on"."""
+    line = re.sub(r"\(\s*\)|\[\s*\]", "", line)
+    line = re.sub(r"\(\s*([^()]*?)\s*\)", r"(\1)", line)
+    return re.sub(r"[\s,]+(?:as per|on|in|at|see|via|by)\s*([.:]?)\s*$", r"\1", line)
+
+
+def _is_heading(line: str) -> bool:
+    words = line.split()
+    return (0 < len(words) <= 7 and not re.search(r"\d", line) and not re.search(r"[.!?:;,]$", line.strip())) or (
+        len(words) <= 10 and line.strip().endswith(":") is False and line.strip().istitle() and not re.search(r"\d", line))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if text and text[-1] not in ".!?":
+        text += "."
+    return text  # no capitalising: the first word may be a fact ("get.jenkins.io")
+
+
+def _strip_signature(lines: list[str]) -> list[str]:
+    """Cut everything from a signature delimiter or a sign-off line on."""
+    for i, line in enumerate(lines):
+        if line.strip() in ("--", "-- ", "—") or _SIGN_OFF.match(line):
+            return lines[:i]
+    return lines
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Join lines into paragraphs; bullets become sentences of the paragraph they belong to."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for raw in lines:
+        line = _tidy_after_links(_URL.sub("", raw)).rstrip()
+        if not line.strip():
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        if _LINK_LINE.match(line) or _GREETING.match(line):
+            continue
+        if _BULLET.match(line):
+            current.append(_sentence(_BULLET.sub("", line)))
+        elif _is_heading(line):
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+        else:
+            current.append(_sentence(line) if not line.strip().endswith(":") else line.strip())
+    if current:
+        paragraphs.append(" ".join(current))
+    return [re.sub(r"\s+", " ", p).replace(" .", ".").strip() for p in paragraphs if p.strip()]
+
+
+def _status_blocks(lines: list[str]) -> list[str] | None:
+    """A status page's labelled blocks, oldest first, each starting with its time; None if not that shape."""
+    blocks: list[tuple[str, list[str]]] = []
+    for line in lines:
+        label = _BLOCK_LABEL.match(line)
+        if label:
+            blocks.append((label.group("label"), []))
+        elif blocks:
+            blocks[-1][1].append(line)
+        elif line.strip():
+            blocks.append(("", [line]))
+    if sum(1 for label, _ in blocks if label) < 2:
+        return None
+    ordered = _chronological(blocks)
+    out: list[str] = []
+    for label, body in ordered:
+        text = " ".join(_paragraphs(body))
+        update = _UPDATE_LABEL.match(label)
+        if update and text:
+            text = f"At {update.group('when').strip()}: {text}"
+        if text:
+            out.append(text)
+    return out
+
+
+def _chronological(blocks: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """Status pages list the newest first; a reader wants the story in order."""
+    head = [b for b in blocks if not b[0]]
+    initial = [b for b in blocks if re.match(r"initial", b[0], re.IGNORECASE)]
+    final = [b for b in blocks if re.match(r"(final|resolved|closed)", b[0], re.IGNORECASE)]
+    updates = [b for b in blocks if b not in head + initial + final]
+    return head + initial + list(reversed(updates)) + final
+
+
+def clean_draft(text: str) -> str:
+    """The draft without links, greetings, sign-offs, signatures, figure-less headings or bullets."""
+    lines = _strip_signature(text.replace("\r\n", "\n").split("\n"))
+    paragraphs = _status_blocks(lines) or _paragraphs(lines)
+    return "\n\n".join(paragraphs).strip()

@@ -1,0 +1,125 @@
+"""Text extraction for documents users add to the corpus (.md, .txt, .pdf, .docx).
+
+Uploads are untrusted: the size is checked before any parser runs, the bytes must be what the extension
+says, and characters a reader cannot see (zero-width, bidi controls, soft hyphens, Unicode tags, text a
+Word document marks hidden) are stripped and reported, because hidden text in a corpus document would reach
+the model as if it were guidance.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import zipfile
+from pathlib import PurePath
+
+from pydantic import BaseModel
+
+from coach.errors import InputError, InputTooLarge
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf", ".docx")
+# Invisible or direction-changing characters: zero-width, bidi embeddings/isolates, word joiners, BOM, tags.
+_HIDDEN = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ExtractedText(BaseModel):
+    """Plain text taken from an uploaded file, with warnings about anything removed."""
+
+    text: str
+    warnings: list[str] = []
+
+
+def extract_text(filename: str, data: bytes) -> ExtractedText:
+    """Plain text of an uploaded .md/.txt/.pdf/.docx file; raises ``InputError`` when it has none."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(f"{filename}: unsupported file type {suffix or '(none)'}.",
+                         hint=f"Upload one of {', '.join(SUPPORTED_SUFFIXES)}.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputTooLarge(f"{filename} is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.",
+                            hint="Upload a shorter document or split it.")
+    warnings: list[str] = []
+    if suffix == ".pdf":
+        raw = _pdf_text(filename, data)
+    elif suffix == ".docx":
+        raw = _docx_text(filename, data, warnings)
+    else:
+        raw = _plain_text(filename, data)
+    text = _clean(raw, warnings)
+    if not text.strip():
+        raise InputError(f"{filename} contains no text that can be extracted.",
+                         hint="A scanned PDF has only images: export it with text (OCR) or paste the text.")
+    return ExtractedText(text=text, warnings=warnings)
+
+
+def _plain_text(filename: str, data: bytes) -> str:
+    """UTF-8 text; binary data or another encoding is refused."""
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{filename} is not a text file (it contains binary data).",
+                         hint="Upload the document as .md, .txt, .pdf or .docx.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{filename} is not UTF-8 text.",
+                         hint="Save it with UTF-8 encoding and upload it again.") from None
+
+
+def _pdf_text(filename: str, data: bytes) -> str:
+    """Text of every page of a PDF."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    if not data.lstrip()[:5] == b"%PDF-":
+        raise InputError(f"{filename} is not a PDF file.", hint="Check the file, or rename it with its real extension.")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise InputError(f"{filename} is password-protected.", hint="Upload an unprotected copy.")
+        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{filename} could not be read as a PDF ({exc}).", hint="Re-save or re-export it.") from None
+
+
+def _docx_text(filename: str, data: bytes, warnings: list[str]) -> str:
+    """Paragraph and table text of a Word document; runs marked hidden are left out and reported."""
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise InputError(f"{filename} is not a Word (.docx) file.",
+                         hint="Save it as .docx, or upload it as .pdf or .txt.")
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{filename} could not be read as a Word document ({exc}).",
+                         hint="Re-save it as .docx.") from None
+    paragraphs = list(document.paragraphs)
+    for table in document.tables:
+        for row in table.rows:
+            for cell in row.cells:
+                paragraphs.extend(cell.paragraphs)
+    hidden = 0
+    lines = []
+    for paragraph in paragraphs:
+        hidden += sum(1 for run in paragraph.runs if run.font.hidden)
+        lines.append("".join(run.text for run in paragraph.runs if not run.font.hidden))
+    if hidden:
+        warnings.append(f"Removed {hidden} run(s) of text marked hidden in the Word document.")
+    return "\n\n".join(lines)
+
+
+def _clean(text: str, warnings: list[str]) -> str:
+    """Normalised newlines, hidden and control characters removed (and reported), blank-line runs collapsed."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    hidden = len(_HIDDEN.findall(text))
+    if hidden:
+        warnings.append(f"Removed {hidden} invisible character(s) (zero-width, direction or tag characters).")
+    control = len(_CONTROL.findall(text))
+    if control:
+        warnings.append(f"Removed {control} control character(s).")
+    text = _CONTROL.sub("", _HIDDEN.sub("", text))
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

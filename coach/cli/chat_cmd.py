@@ -1,0 +1,197 @@
+"""`coach chat`: interactive scenario chat and role-play, or one turn with ``--message``.
+
+A thin shell over ``coach.chat``/``coach.roleplay``: it reads lines, streams the answer, prints citations and
+saves sessions. One-shot mode saves every turn so ``--session ID`` can continue the conversation later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from coach.chat import ChatReply, ChatService, Conversation, load_conversation, save_conversation
+from coach.config import load_settings
+from coach.errors import CoachError, InputError
+from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
+
+HELP = """Commands:
+  /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
+  /chat                         back to coaching chat
+  /debrief                      debrief the role-play so far
+  /save                         save this conversation
+  /quit                         leave
+Anything else is a message to the coach."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the `chat` sub-command."""
+    parser = subparsers.add_parser("chat", help="talk through a leadership scenario or rehearse with an executive")
+    parser.add_argument("--message", "-m", help="send one message and exit (omit for an interactive chat)")
+    parser.add_argument("--persona", help=f"role-play persona: {', '.join(PERSONAS)}")
+    parser.add_argument("--scenario", help=f"role-play scenario: {', '.join(SCENARIOS)}, or your own words")
+    parser.add_argument("--session", help="continue a saved chat or role-play by id")
+    parser.add_argument("--debrief", action="store_true", help="debrief the role-play (after --message if given)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (one-shot only)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one-shot or interactive chat."""
+    service = ChatService(load_settings())
+    conversation = initial_conversation(service, args)
+    if args.message is None and not args.debrief:
+        return interactive(service, conversation)
+    return one_shot(service, conversation, args)
+
+
+def initial_conversation(service: ChatService, args: argparse.Namespace) -> Conversation:
+    """A saved conversation, a new role-play, or a new chat."""
+    if args.session:
+        conversation = load_conversation(service.settings, args.session)
+        if args.persona:
+            raise InputError("--persona cannot change a saved conversation.", hint="Start a new one without --session.")
+        return conversation
+    if args.persona:
+        return start_roleplay(args.persona, args.scenario)
+    if args.scenario:
+        raise InputError("--scenario needs --persona.", hint=f"Choose a persona: {', '.join(PERSONAS)}.")
+    return Conversation()
+
+
+def one_shot(service: ChatService, conversation: Conversation, args: argparse.Namespace) -> int:
+    """Send one message (and/or debrief), save the session, print text or JSON."""
+    reply = None
+    if args.message is not None:
+        stream = None if args.json else print_token
+        reply = service.turn(conversation, args.message, on_token=stream)
+        save_conversation(service.settings, conversation)
+        reply.session_id = conversation.session_id
+    report = service.debrief(conversation) if args.debrief else None
+    if args.json:
+        print(json.dumps(reply_json(conversation, reply, report), ensure_ascii=False, indent=2))
+        return 0
+    if reply is not None:
+        print()
+        print_footer(reply)
+    if report is not None:
+        print_debrief(report)
+    print(f"session: {conversation.session_id}", file=sys.stderr)
+    return 0
+
+
+def reply_json(conversation: Conversation, reply: ChatReply | None, report: Debrief | None) -> dict[str, Any]:
+    """The one-shot JSON document."""
+    out: dict[str, Any] = {"session_id": conversation.session_id, "mode": conversation.mode,
+                           "persona": conversation.persona, "scenario": conversation.scenario}
+    if reply is not None:
+        out.update(reply.model_dump(include={"answer", "dropped_citations", "grounded", "flags", "debrief_due",
+                                             "model", "timings"}))
+        out["citations"] = [c.model_dump() for c in reply.citations]
+    if report is not None:
+        out["debrief"] = report.model_dump()
+    return out
+
+
+def print_token(text: str) -> None:
+    """Stream a piece of the answer."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def print_footer(reply: ChatReply) -> None:
+    """Citations and corrections under a streamed answer."""
+    if reply.answer_replaced:
+        print("(answer withheld)\n" + reply.answer)
+    for citation in reply.citations:
+        excerpt = " ".join(citation.text.split())
+        excerpt = excerpt if len(excerpt) <= 240 else excerpt[:239] + "…"
+        print(f"  [{citation.n}] {citation.title or citation.source} ({citation.source}): {excerpt}")
+    for flag in reply.flags:
+        print(f"  note: {flag}")
+
+
+def print_debrief(report: Debrief) -> None:
+    """The debrief as text, grouped by kind."""
+    headings = {"landed": "What landed", "missed": "What did not land", "try": "What to try"}
+    for kind, heading in headings.items():
+        items = [item for item in report.items if item.kind == kind]
+        if not items:
+            continue
+        print(f"\n{heading}:")
+        for item in items:
+            print(f"  - {item.point}\n    principle: {item.principle} ({item.principle_id})")
+            print(f"    \"{item.passage.text}\" ({item.passage.source})")
+
+
+def print_choices() -> None:
+    """Personas and preset scenarios."""
+    print("Personas: " + ", ".join(f"{p.id} ({p.title})" for p in PERSONAS.values()))
+    print("Scenarios: " + ", ".join(f"{s.id} ({s.title})" for s in SCENARIOS.values()))
+    print("Or describe your own scenario: /roleplay cfo we need two more engineers for the payments team")
+
+
+def interactive(service: ChatService, conversation: Conversation) -> int:
+    """Read messages and commands until /quit or end of input."""
+    print("coach chat: type a message, or /help for commands.")
+    state = {"conversation": conversation, "debriefed": False}
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            continue  # an empty message: just ask again, no model call
+        try:
+            if line.startswith("/"):
+                if handle_command(service, state, line) == "quit":
+                    return 0
+                continue
+            talk(service, state, line)
+        except CoachError as exc:
+            print(f"coach: {exc}", file=sys.stderr)
+
+
+def handle_command(service: ChatService, state: dict[str, Any], line: str) -> str | None:
+    """Run a slash command; return "quit" to leave."""
+    command, _, rest = line.partition(" ")
+    conversation: Conversation = state["conversation"]
+    if command in ("/quit", "/exit", "/q"):
+        return "quit"
+    if command == "/help":
+        print(HELP)
+    elif command == "/roleplay":
+        persona, _, scenario = rest.strip().partition(" ")
+        if not persona:
+            print_choices()
+            return None
+        state["conversation"], state["debriefed"] = start_roleplay(persona, scenario or None), False
+        print(f"Role-play with {PERSONAS[state['conversation'].persona].title}. Open the conversation.")
+    elif command == "/chat":
+        state["conversation"] = Conversation()
+        print("Coaching chat. What's the situation?")
+    elif command == "/debrief":
+        print_debrief(service.debrief(conversation))
+        state["debriefed"] = True
+    elif command == "/save":
+        save_conversation(service.settings, conversation)
+        print(f"saved: {conversation.session_id}")
+    else:
+        print(f"Unknown command {command}.\n{HELP}")
+    return None
+
+
+def talk(service: ChatService, state: dict[str, Any], line: str) -> None:
+    """One streamed turn; a debrief follows automatically once a role-play is long enough."""
+    conversation: Conversation = state["conversation"]
+    speaker = "coach" if conversation.mode == "chat" else conversation.persona
+    sys.stdout.write(f"\n{speaker}> ")
+    reply = service.turn(conversation, line, on_token=print_token)
+    print()
+    print_footer(reply)
+    if reply.debrief_due and not state["debriefed"]:
+        print("\n(That is enough to debrief. Here is how it went; keep going if you like.)")
+        print_debrief(service.debrief(conversation))
+        state["debriefed"] = True

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from openai_stub import OpenAIStub
 
 REPO = Path(__file__).resolve().parent.parent
 # The joined embedded-model file is big (1.1 GB): tests share one copy instead of one per data dir.
@@ -36,3 +37,19 @@ def block_real_model_requests(request: pytest.FixtureRequest, monkeypatch: pytes
 
     allowed = request.node.get_closest_marker("real_model") is not None
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", allowed)
+
+
+@pytest.fixture
+def openai_stub() -> Iterator[OpenAIStub]:
+    """A misbehaving-on-cue OpenAI-compatible server on 127.0.0.1 (see tests/openai_stub.py)."""
+    stub = OpenAIStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def allow_stub_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the chat-model factory build a client; use only with URLs that point at ``openai_stub``."""
+    from coach import models
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)

@@ -353,3 +353,29 @@ def test_debrief_needs_a_roleplay(settings: Any) -> None:
     with pytest.raises(InputError):
         service.debrief(Conversation())
     assert fake.calls == []
+
+
+def test_weak_passages_are_not_offered_when_the_question_is_covered(settings: Any) -> None:
+    strong, weak = passage(0, "Lead with the business outcome.", score=0.5), passage(1, "Gardening.", score=0.1)
+    service, fake = make_service(settings, [strong, weak])
+    fake.enqueue("Lead with the outcome [1]; gardening [2].")
+    reply = service.turn(Conversation(), "How do I open my status report?")
+    assert "Gardening." not in last_user(fake.calls[0])
+    assert [c.n for c in reply.citations] == [1] and reply.dropped_citations == [2]
+
+
+def test_short_follow_up_is_retrieved_with_the_previous_question(settings: Any) -> None:
+    service, _ = make_service(settings)
+    conversation = Conversation()
+    service.turn(conversation, "How do I explain last week's outage to the COO?")
+    service.turn(conversation, "And to the board?")
+    queries = service.index.queries  # type: ignore[attr-defined]
+    assert "outage" in queries[1] and "board" in queries[1]
+
+
+def test_an_empty_index_is_built_on_first_use(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COACH_EMBEDDINGS", "fake")
+    fake = FakeChatModel()
+    profile = ModelProfile(backend="fake", name="fake", supports_json_schema=True, small=True)
+    service = ChatService(settings, handle=ChatModelHandle(fake, profile))
+    assert service.index.stats()["chunks"] > 0

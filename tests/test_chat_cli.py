@@ -1,0 +1,97 @@
+"""`coach chat`: one-shot JSON, continuing a saved session, and the interactive commands (fake model)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from coach.chat import ChatService, load_conversation
+from coach.cli import chat_cmd, main
+from coach.config import load_settings
+from coach.index import Passage
+from coach.models import ChatModelHandle, ModelProfile
+from coach.testing import FakeChatModel
+
+Capture = pytest.CaptureFixture[str]
+
+PASSAGE = Passage(text="Uptime is just a number until we show what it achieves for the business.",
+                  source="it-leader-to-organizational-partner.md", doc_id="it-leader-to-organizational-partner",
+                  title="From IT leader to organizational partner", position=3, chunk_id="c3", score=0.5)
+
+
+class OnePassageIndex:
+    def query(self, text: str, k: int = 4, doc_ids: list[str] | None = None) -> list[Passage]:
+        return [PASSAGE]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeChatModel:
+    """Every ChatService the CLI builds uses this scripted model and a one-passage index."""
+    model = FakeChatModel()
+    profile = ModelProfile(backend="fake", name="fake", supports_json_schema=True, small=True)
+
+    def build(settings: Any) -> ChatService:
+        return ChatService(settings, handle=ChatModelHandle(model, profile), index=OnePassageIndex())  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chat_cmd, "ChatService", build)
+    return model
+
+
+def run_json(capsys: pytest.Capture, *argv: str) -> dict[str, Any]:
+    assert main(["chat", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_shot_json_has_answer_citations_and_session(fake: FakeChatModel, capsys: pytest.Capture) -> None:
+    fake.enqueue("Show what uptime achieves for the business [1], not the percentage [4].")
+    out = run_json(capsys, "--message", "How do I report uptime to the CFO?")
+    assert out["answer"] == "Show what uptime achieves for the business [1], not the percentage."
+    assert out["citations"] == [{"n": 1, "text": PASSAGE.text, "source": PASSAGE.source, "doc_id": PASSAGE.doc_id,
+                                 "title": PASSAGE.title}]
+    assert out["dropped_citations"] == [4]
+    assert len(out["session_id"]) == 32
+
+
+def test_session_continues_with_its_history(fake: FakeChatModel, capsys: pytest.Capture) -> None:
+    fake.enqueue("What does it cost?", "And the payback period?")
+    first = run_json(capsys, "--message", "I need budget for a new ERP.", "--persona", "CFO",
+                     "--scenario", "erp-budget")
+    second = run_json(capsys, "--message", "About $2M over two years.", "--session", first["session_id"])
+    assert second["session_id"] == first["session_id"] and second["mode"] == "roleplay"
+    history = " ".join(str(m.content) for m in fake.calls[1][0])
+    assert "I need budget for a new ERP." in history and "What does it cost?" in history
+    conversation = load_conversation(load_settings(), first["session_id"])
+    assert conversation.persona == "cfo" and conversation.scenario == "erp-budget"
+    assert [m.content for m in conversation.messages][-1] == "And the payback period?"
+
+
+def test_one_shot_debrief_in_json(fake: FakeChatModel, capsys: pytest.Capture) -> None:
+    fake.enqueue("What is the payback?", json.dumps({"items": [
+        {"kind": "landed", "principle_id": "business-metrics", "point": "You gave the saving in days."}]}))
+    out = run_json(capsys, "--message", "It saves six days a month.", "--persona", "cfo", "--debrief")
+    item = out["debrief"]["items"][0]
+    assert item["principle_id"] == "business-metrics" and item["passage"]["text"]
+
+
+def test_empty_one_shot_message_fails_without_a_model_call(fake: FakeChatModel, capsys: pytest.Capture) -> None:
+    assert main(["chat", "--message", "  "]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert fake.calls == []
+
+
+def test_interactive_commands(fake: FakeChatModel, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.Capture) -> None:
+    lines = ["", "/roleplay", "/roleplay cfo erp-budget", "We need a new ERP.", "/debrief", "/save", "/quit"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    fake.enqueue("What does it cost?", json.dumps({"items": [
+        {"kind": "try", "principle_id": "lead-with-outcome", "point": "Open with the close time saved."}]}))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert "Personas:" in out and "the Chief Financial Officer" in out
+    assert "What does it cost?" in out
+    assert "What to try:" in out and "lead-with-outcome" in out
+    assert "saved: " in out
+    assert len(fake.calls) == 2  # the empty line made no model call

@@ -20,6 +20,7 @@ from coach.config import Settings, load_settings
 from coach.session_models import Message, Session
 from coach.sessions import close_databases
 
+REPO = Path(__file__).resolve().parent.parent
 PG_ENV = "COACH_TEST_DATABASE_URL"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

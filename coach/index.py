@@ -33,6 +33,7 @@ Progress = Callable[[int, int], None]
 COLLECTION_PREFIX = "coach-corpus"
 ADD_BATCH = 32
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+_client_lock = threading.Lock()
 
 
 class Passage(BaseModel):
@@ -80,7 +81,8 @@ def _client(settings: Settings) -> Any:
         return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings)
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    with _client_lock:  # Chroma's shared-system registry is not thread-safe when two clients open at once
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
 class CorpusIndex:

@@ -1,0 +1,213 @@
+"""The corpus index with the fake embedder: idempotent builds, replacement, deletion, one writer, bad corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from coach.cli import main
+from coach.config import PROJECT_ROOT, Settings, load_settings
+from coach.embeddings import HashEmbedding, MiniLMEmbedding, default_embedding
+from coach.errors import ConfigError, CorpusError, IndexBusy
+from coach.index import CorpusIndex, open_index
+
+CORPUS = PROJECT_ROOT / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def fake_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise the index, not the model: use the deterministic fake embedder."""
+    monkeypatch.setenv("COACH_EMBEDDINGS", "fake")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings over a writable copy of the shipped corpus."""
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    return load_settings(corpus_dir=tmp_path / "corpus")
+
+
+def _hold_lock(lock_path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process that holds the index lock for a while (prints once it has it)."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from filelock import FileLock
+        with FileLock({str(lock_path)!r}):
+            print("held", flush=True)
+            time.sleep({seconds})
+    """)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_second_build_adds_nothing(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    first = index.build()
+    assert first.documents == 5 and first.added == first.chunks > 5 and first.removed == 0
+    second = index.build()
+    assert (second.added, second.removed, second.chunks) == (0, 0, first.chunks)
+    assert index.stats() == {"documents": 5, "chunks": first.chunks}
+
+
+def test_changed_document_replaces_its_chunks(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    before = index.build()
+    path = settings.corpus_dir / "it-leadership-skills.md"
+    path.write_text(path.read_text(encoding="utf-8") + "\nA closing line about trust.\n", encoding="utf-8")
+    old_ids = set(index.collection.get(where={"doc_id": "it-leadership-skills"})["ids"])
+    report = index.build()
+    new = index.collection.get(where={"doc_id": "it-leadership-skills"})
+    assert report.removed == len(old_ids) and report.added == len(new["ids"])
+    assert report.chunks == before.chunks + len(new["ids"]) - len(old_ids)
+    assert any("A closing line about trust." in text for text in new["documents"] or [])
+    assert index.stats()["chunks"] == report.chunks
+
+
+def test_removed_document_loses_its_chunks(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    index.build()
+    (settings.corpus_dir / "what-do-it-leaders-do.md").unlink()
+    report = index.build()
+    assert report.removed > 0 and report.added == 0 and report.documents == 4
+    assert index.stats()["documents"] == 4
+    assert not index.collection.get(where={"doc_id": "what-do-it-leaders-do"})["ids"]
+
+
+def test_query_returns_verbatim_passages_with_source(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    index.build()
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in settings.corpus_dir.glob("*.md")}
+    passages = index.query("uptime is just a number until we show what it achieves for the business", k=3)
+    assert len(passages) == 3
+    assert passages[0].doc_id == "it-leader-to-organizational-partner"
+    assert passages[0].source == "002_1929283c97d2570d.txt"
+    assert passages[0].score >= passages[1].score >= passages[2].score
+    for passage in passages:
+        assert passage.text in texts[passage.doc_id]
+    only = index.query("trust", k=4, doc_ids=["what-do-it-leaders-do"])
+    assert only and {p.doc_id for p in only} == {"what-do-it-leaders-do"}
+    assert index.query("   ") == []
+
+
+def test_a_waiting_writer_gets_the_lock_once_it_is_free(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    holder = _hold_lock(settings.data_dir / "index.lock", 1.0)
+    started = time.perf_counter()
+    report = CorpusIndex(settings, lock_timeout_s=20).build()
+    holder.wait(timeout=10)
+    assert report.added > 0 and time.perf_counter() - started >= 0.5
+
+
+def test_a_second_writer_gets_index_busy(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    holder = _hold_lock(settings.data_dir / "index.lock", 5.0)
+    try:
+        with pytest.raises(IndexBusy, match=r"Another process.*Wait for it to finish"):
+            CorpusIndex(settings, lock_timeout_s=0.3).build()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_concurrent_builds_in_threads_do_not_duplicate(settings: Settings) -> None:
+    reports = []
+    threads = [threading.Thread(target=lambda: reports.append(CorpusIndex(settings).build())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(r.added for r in reports)[0] == 0  # whoever came second found nothing to do
+    assert CorpusIndex(settings).stats()["chunks"] == reports[0].chunks
+
+
+def test_bad_corpus_file_fails_before_writing(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    report = index.build()
+    (settings.corpus_dir / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
+    (settings.corpus_dir / "it-leadership-skills.md").write_text("+++\nid = 'it-leadership-skills'\n+++\nNew.\n",
+                                                                    encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"latin1\.md is not UTF-8"):
+        index.build()
+    assert index.stats() == {"documents": 5, "chunks": report.chunks}
+
+
+def test_collection_reopens_in_a_new_process_from_its_stored_config(settings: Settings) -> None:
+    CorpusIndex(settings).build()
+    def reopen_and_query(imports: str) -> subprocess.CompletedProcess[str]:
+        code = textwrap.dedent(f"""
+            {imports}
+            import chromadb
+            from chromadb.config import Settings
+            client = chromadb.PersistentClient(path={str(settings.data_dir / "chroma")!r},
+                                               settings=Settings(anonymized_telemetry=False))
+            collection = client.get_collection("coach-corpus-fake")  # no embedding function passed
+            print(collection.query(query_texts=["Uptime is just a number"], n_results=1)["ids"][0][0])
+        """)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+
+    registered = reopen_and_query("import coach.embeddings")
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout.startswith("it-leader-to-organizational-partner:")
+    unregistered = reopen_and_query("")  # the stored name means nothing until our module registers it
+    assert unregistered.returncode != 0 and "coach-hash-fake not found" in unregistered.stderr
+
+
+def test_open_index_is_cached_per_settings(settings: Settings) -> None:
+    assert open_index(settings) is open_index(settings)
+
+
+def test_bad_chroma_url_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="COACH_CHROMA_URL"):
+        CorpusIndex(load_settings(chroma_url="localhost:8000"))
+
+
+def test_cli_index_json_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["index", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["added"] == first["chunks"] > 0 and first["documents"] == 5
+    assert second == {**first, "added": 0}
+
+
+def test_cli_reports_a_bad_corpus_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings()
+    settings.user_docs_dir.mkdir(parents=True)
+    (settings.user_docs_dir / "broken.md").write_bytes(b"\xff\xfe\x00")
+    assert main(["index"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("coach: Corpus file") and "broken.md" in err and "Traceback" not in err
+
+
+def test_hash_embedding_is_deterministic_and_normalised() -> None:
+    import numpy as np
+
+    embed = HashEmbedding()
+    a, b, c = (np.array(v) for v in embed(["IT uptime numbers", "IT uptime numbers", "cats and dogs"]))
+    assert np.allclose(a, b) and abs(np.linalg.norm(a) - 1) < 1e-5 and a.shape == (384,)
+    assert float(a @ c) < 0.5
+    assert HashEmbedding.build_from_config(embed.get_config()).dimensions == 384
+
+
+def test_embedding_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chromadb.utils.embedding_functions import known_embedding_functions
+
+    assert known_embedding_functions[HashEmbedding.name()] is HashEmbedding
+    assert known_embedding_functions[MiniLMEmbedding.name()] is MiniLMEmbedding
+    assert isinstance(default_embedding(), HashEmbedding)
+    monkeypatch.setenv("COACH_EMBEDDINGS", "")
+    assert isinstance(default_embedding(), MiniLMEmbedding)  # constructing it loads nothing yet
+    monkeypatch.setenv("COACH_EMBEDDINGS", "word2vec")
+    with pytest.raises(ConfigError, match="COACH_EMBEDDINGS"):
+        default_embedding()

@@ -39,12 +39,13 @@ def new_session_id() -> str:
 
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+>]\s+|\d+[.)]\s+|subject:\s*|re:\s*|fw:\s*)", re.IGNORECASE)
 _NOISE = re.compile(r"^[\W_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def derive_title(text: str, fallback: str = "Untitled") -> str:
     """The first meaningful line of ``text``, without Markdown/e-mail markers, trimmed to ~80 characters."""
     for line in text.splitlines():
-        candidate = " ".join(_MARKUP.sub("", line).split())
+        candidate = " ".join(_MARKUP.sub("", _CONTROL.sub(" ", line)).split())
         if candidate and not _NOISE.match(candidate):
             return _trim(candidate)
     return fallback

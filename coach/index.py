@@ -25,7 +25,7 @@ from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel
 
 from coach.config import Settings
-from coach.corpus import Chunk, Document, chunk_document, load_documents
+from coach.corpus import Chunk, Document, Principle, chunk_document, load_documents, load_principles, normalise_space
 from coach.embeddings import default_embedding, embedding_kind
 from coach.errors import ConfigError, IndexBusy
 
@@ -57,16 +57,67 @@ class IndexReport(BaseModel):
     removed: int
 
 
-def _fingerprint(document: Document, chunks: list[Chunk]) -> str:
-    """Changes whenever anything stored for the document would change."""
-    parts = [document.title, document.source, document.origin, *(c.id for c in chunks)]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+class _Record(BaseModel):
+    """One entry of the collection: a chunk, or a retrieval key that points at a chunk."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+    @property
+    def is_chunk(self) -> bool:
+        return self.metadata["kind"] == "chunk"
 
 
-def _metadata(chunk: Chunk, fingerprint: str) -> dict[str, Any]:
-    """Chroma metadata of one chunk."""
-    return {"doc_id": chunk.doc_id, "title": chunk.title, "source": chunk.source, "position": chunk.position,
-            "origin": chunk.origin, "start": chunk.start, "doc_fingerprint": fingerprint}
+def _chunk_record(chunk: Chunk) -> _Record:
+    """The collection entry of a chunk (its text is the passage returned by queries)."""
+    return _Record(id=chunk.id, text=chunk.text, metadata={
+        "kind": "chunk", "doc_id": chunk.doc_id, "title": chunk.title, "source": chunk.source,
+        "position": chunk.position, "origin": chunk.origin, "start": chunk.start, "chunk_id": chunk.id})
+
+
+def _target_chunk(principle: Principle, chunks: list[Chunk]) -> Chunk | None:
+    """The chunk holding the principle's quote (or, if a chunk border cuts it, its opening words)."""
+    quote = normalise_space(principle.quote)
+    for probe in (quote, quote[:60]):
+        for chunk in chunks:
+            if probe in normalise_space(chunk.text):
+                return chunk
+    return None
+
+
+def _principle_keys(principles: list[Principle], chunks: list[Chunk]) -> list[_Record]:
+    """Retrieval keys for one essay: each principle's name and statement, look-for items and quote.
+
+    They are written in the language of drafts and problems ("next steps with no named owner"), which
+    the essays' own wording often is not; a query that matches a key retrieves the chunk the key points at.
+    """
+    records = []
+    for principle in principles:
+        target = _target_chunk(principle, chunks)
+        if target is None:
+            continue
+        texts = [f"{principle.name}. {principle.statement}", principle.quote, *principle.look_for]
+        for text in texts:
+            digest = hashlib.sha256(f"{target.id}\x1f{text}".encode()).hexdigest()[:16]
+            metadata = {**_chunk_record(target).metadata, "kind": "key", "principle_id": principle.id}
+            records.append(_Record(id=f"{target.doc_id}:key:{digest}", text=text, metadata=metadata))
+    return records
+
+
+def _plan(documents: list[Document], principles: list[Principle]) -> dict[str, list[_Record]]:
+    """doc_id -> every record the collection should hold for it, each stamped with the document's fingerprint."""
+    planned: dict[str, list[_Record]] = {}
+    for document in documents:
+        chunks = chunk_document(document)
+        own = [p for p in principles if p.source == document.id]
+        records = [*map(_chunk_record, chunks), *_principle_keys(own, chunks)]
+        parts = [document.title, document.source, document.origin, *(r.id for r in records)]
+        fingerprint = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+        for record in records:
+            record.metadata["doc_fingerprint"] = fingerprint
+        planned[document.id] = records
+    return planned
 
 
 def _client(settings: Settings) -> Any:
@@ -100,9 +151,9 @@ class CorpusIndex:
         )
 
     def build(self, progress: Progress | None = None) -> IndexReport:
-        """Bring the collection in line with the corpus; returns what was added and removed."""
+        """Bring the collection in line with the corpus; returns how many chunks were added and removed."""
         documents = load_documents(self.settings)  # may raise CorpusError: nothing written yet
-        planned = {d.id: (d, chunk_document(d)) for d in documents}
+        planned = _plan(documents, load_principles(self.settings, documents))
         lock = filelock.FileLock(str(self.settings.data_dir / "index.lock"), timeout=self.lock_timeout_s)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -111,57 +162,71 @@ class CorpusIndex:
         except filelock.Timeout:
             raise IndexBusy(f"Another process has been indexing the corpus for over {self.lock_timeout_s:.0f} s.",
                             hint="Wait for it to finish and run `coach index` again.") from None
-        return IndexReport(documents=len(planned), chunks=sum(len(c) for _, c in planned.values()),
-                           added=added, removed=removed)
+        chunks = sum(r.is_chunk for records in planned.values() for r in records)
+        return IndexReport(documents=len(planned), chunks=chunks, added=added, removed=removed)
 
-    def _stored(self) -> dict[str, tuple[str, list[str]]]:
-        """doc_id -> (fingerprint, chunk ids) of what the collection holds now."""
-        stored: dict[str, tuple[str, list[str]]] = {}
+    def _stored(self) -> dict[str, tuple[set[str], list[str], int]]:
+        """doc_id -> (fingerprints, record ids, number of chunks) of what the collection holds now."""
+        stored: dict[str, tuple[set[str], list[str], int]] = {}
         got = self.collection.get(include=["metadatas"])
-        for chunk_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+        for record_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
             doc_id = str(meta.get("doc_id", ""))
-            fingerprint = str(meta.get("doc_fingerprint", ""))
-            previous = stored.get(doc_id, (fingerprint, []))
-            stored[doc_id] = (fingerprint if previous[0] == fingerprint else "", [*previous[1], chunk_id])
+            fingerprints, ids, chunks = stored.get(doc_id, (set(), [], 0))
+            fingerprints.add(str(meta.get("doc_fingerprint", "")))
+            stored[doc_id] = (fingerprints, [*ids, record_id], chunks + (meta.get("kind") == "chunk"))
         return stored
 
-    def _apply(self, planned: dict[str, tuple[Document, list[Chunk]]], progress: Progress | None) -> tuple[int, int]:
-        """Delete stale chunks, add new ones; returns (added, removed)."""
+    def _apply(self, planned: dict[str, list[_Record]], progress: Progress | None) -> tuple[int, int]:
+        """Delete the records of changed or removed documents, add the new ones; returns chunks (added, removed)."""
         stored = self._stored()
-        unchanged = {doc_id for doc_id, (document, chunks) in planned.items()
-                     if doc_id in stored and stored[doc_id][0] == _fingerprint(document, chunks)
-                     and set(stored[doc_id][1]) == {c.id for c in chunks}}  # a crash mid-add leaves a partial set
-        stale = [chunk_id for doc_id, (_, ids) in stored.items() if doc_id not in unchanged for chunk_id in ids]
-        fresh = [(chunk, _fingerprint(document, chunks)) for doc_id, (document, chunks) in planned.items()
-                 if doc_id not in unchanged for chunk in chunks]
+        unchanged = {doc_id for doc_id, records in planned.items()
+                     if doc_id in stored and stored[doc_id][0] == {records[0].metadata["doc_fingerprint"]}
+                     and set(stored[doc_id][1]) == {r.id for r in records}}  # a crash mid-add leaves a partial set
+        stale = [record_id for doc_id, (_, ids, _) in stored.items() if doc_id not in unchanged for record_id in ids]
+        fresh = [r for doc_id, records in planned.items() if doc_id not in unchanged for r in records]
         if stale:
             self.collection.delete(ids=stale)
         for i in range(0, len(fresh), ADD_BATCH):
             batch = fresh[i : i + ADD_BATCH]
-            self.collection.add(ids=[c.id for c, _ in batch], documents=[c.text for c, _ in batch],
-                                metadatas=[_metadata(c, f) for c, f in batch])
+            self.collection.add(ids=[r.id for r in batch], documents=[r.text for r in batch],
+                                metadatas=[r.metadata for r in batch])
             if progress:
                 progress(i + len(batch), len(fresh))
-        return len(fresh), len(stale)
+        removed = sum(stored[doc_id][2] for doc_id in stored if doc_id not in unchanged)
+        return sum(r.is_chunk for r in fresh), removed
 
     def query(self, text: str, k: int = 4, doc_ids: list[str] | None = None) -> list[Passage]:
-        """The ``k`` chunks closest to ``text`` (optionally only from ``doc_ids``), best first."""
+        """The ``k`` chunks best matching ``text`` directly or through a principle key, best first."""
         if not text.strip() or k <= 0:
             return []
         where: Any = None
         if doc_ids:
             where = {"doc_id": doc_ids[0]} if len(doc_ids) == 1 else {"doc_id": {"$in": list(doc_ids)}}
-        result = self.collection.query(query_texts=[text], n_results=k, where=where,
+        result = self.collection.query(query_texts=[text], n_results=4 * k + 12, where=where,
                                        include=["documents", "metadatas", "distances"])
-        rows = zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
-                   strict=True)
-        return [Passage(text=doc, source=str(meta["source"]), doc_id=str(meta["doc_id"]), title=str(meta["title"]),
-                        position=int(meta["position"]), chunk_id=chunk_id, score=round(1.0 - float(dist), 4))
-                for chunk_id, doc, meta, dist in rows]
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        texts: dict[str, str] = {}
+        rows = zip(result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True)
+        for doc, meta, dist in rows:
+            chunk_id = str(meta["chunk_id"])
+            if meta["kind"] == "chunk":
+                texts[chunk_id] = str(doc)
+            score = 1.0 - float(dist)
+            if chunk_id not in best or score > best[chunk_id][0]:
+                best[chunk_id] = (score, dict(meta))
+        top = sorted(best.items(), key=lambda item: -item[1][0])[:k]
+        missing = [chunk_id for chunk_id, _ in top if chunk_id not in texts]
+        if missing:  # reached through a key only: fetch the chunk's own text
+            got = self.collection.get(ids=missing, include=["documents"])
+            texts.update(zip(got["ids"], (str(d) for d in got["documents"] or []), strict=True))
+        return [Passage(text=texts[chunk_id], source=str(meta["source"]), doc_id=str(meta["doc_id"]),
+                        title=str(meta["title"]), position=int(meta["position"]), chunk_id=chunk_id,
+                        score=round(score, 4))
+                for chunk_id, (score, meta) in top if chunk_id in texts]
 
     def stats(self) -> dict[str, int]:
-        """How many documents and chunks the collection holds."""
-        got = self.collection.get(include=["metadatas"])
+        """How many documents and chunks the collection holds (retrieval keys not counted)."""
+        got = self.collection.get(where={"kind": "chunk"}, include=["metadatas"])
         doc_ids = {str(meta.get("doc_id")) for meta in got["metadatas"] or []}
         return {"documents": len(doc_ids), "chunks": len(got["ids"])}
 

@@ -16,11 +16,13 @@ import pytest
 
 from coach.cli import main
 from coach.config import PROJECT_ROOT, Settings, load_settings
+from coach.corpus import add_user_document, load_principles, remove_user_document
 from coach.embeddings import HashEmbedding, MiniLMEmbedding, default_embedding
 from coach.errors import ConfigError, CorpusError, IndexBusy
 from coach.index import CorpusIndex, open_index
 
 CORPUS = PROJECT_ROOT / "corpus"
+ESSAY_CHUNKS = {"$and": [{"doc_id": "it-leadership-skills"}, {"kind": "chunk"}]}
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +66,9 @@ def test_changed_document_replaces_its_chunks(settings: Settings) -> None:
     before = index.build()
     path = settings.corpus_dir / "it-leadership-skills.md"
     path.write_text(path.read_text(encoding="utf-8") + "\nA closing line about trust.\n", encoding="utf-8")
-    old_ids = set(index.collection.get(where={"doc_id": "it-leadership-skills"})["ids"])
+    old_ids = set(index.collection.get(where=ESSAY_CHUNKS)["ids"])
     report = index.build()
-    new = index.collection.get(where={"doc_id": "it-leadership-skills"})
+    new = index.collection.get(where=ESSAY_CHUNKS)
     assert report.removed == len(old_ids) and report.added == len(new["ids"])
     assert report.chunks == before.chunks + len(new["ids"]) - len(old_ids)
     assert any("A closing line about trust." in text for text in new["documents"] or [])
@@ -75,12 +77,31 @@ def test_changed_document_replaces_its_chunks(settings: Settings) -> None:
 
 def test_removed_document_loses_its_chunks(settings: Settings) -> None:
     index = CorpusIndex(settings)
-    index.build()
-    (settings.corpus_dir / "what-do-it-leaders-do.md").unlink()
+    base = index.build()
+    add_user_document(settings, "strategy.md", b"Our strategy: open every clinic on time.\n\nFewer systems.\n")
+    with_doc = index.build()
+    assert (with_doc.documents, with_doc.added, with_doc.removed) == (6, 1, 0)
+    remove_user_document(settings, "org-strategy")
     report = index.build()
-    assert report.removed > 0 and report.added == 0 and report.documents == 4
-    assert index.stats()["documents"] == 4
-    assert not index.collection.get(where={"doc_id": "what-do-it-leaders-do"})["ids"]
+    assert (report.documents, report.added, report.removed, report.chunks) == (5, 0, 1, base.chunks)
+    assert index.stats() == {"documents": 5, "chunks": base.chunks}
+    assert not index.collection.get(where={"doc_id": "org-strategy"})["ids"]
+
+
+def test_an_essay_the_catalogue_cites_cannot_vanish_silently(settings: Settings) -> None:
+    (settings.corpus_dir / "what-do-it-leaders-do.md").unlink()
+    with pytest.raises(CorpusError, match="cites unknown document 'what-do-it-leaders-do'"):
+        CorpusIndex(settings).build()
+
+
+def test_principle_keys_lead_to_the_passage_they_describe(settings: Settings) -> None:
+    index = CorpusIndex(settings)
+    index.build()
+    passages = index.query("next steps with no named owner", k=1)  # a look-for item of milestones-owners-dates
+    assert passages and "introduce milestones and review" in passages[0].text
+    keys = index.collection.get(where={"kind": "key"}, include=["metadatas"])
+    assert {str(m["principle_id"]) for m in keys["metadatas"] or []} == {
+        p.id for p in load_principles(settings)}
 
 
 def test_query_returns_verbatim_passages_with_source(settings: Settings) -> None:

@@ -109,8 +109,8 @@ class _Database:
     def _storage_error(self, exc: DBAPIError) -> StorageError:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         if _retryable(exc):
-            return StorageError(f"The session database {self.label} stayed busy: {reason}.",
-                                hint="Another program holds it; close it and try again.")
+            return StorageError(f"The session database {self.label} stayed busy for over a minute.",
+                                hint="Another program is holding it; close that program and try again.")
         if isinstance(exc, OperationalError):
             return StorageError(f"Cannot use the session database {self.label}: {reason}.",
                                 hint="Check COACH_DATABASE_URL (or the data dir's permissions and free space).")
@@ -305,17 +305,17 @@ class SessionStore:
         """Per-week average scores before/after and the most often flagged principles."""
         return compute_stats(self.list())
 
-    def export(self, selection: Iterable[str] | SessionQuery | None, fmt: ExportFormat = "json") -> str:
+    def export(self, selection: Iterable[str] | SessionQuery | None, format: ExportFormat = "json") -> str:
         """Export sessions chosen by ids or a query (None: all) as Markdown or JSON."""
         if selection is None or isinstance(selection, SessionQuery):
             sessions = self.list(selection)
         else:
             sessions = self._get_all(selection)
-        if fmt == "json":
+        if format == "json":
             return export_json(sessions)
-        if fmt == "md":
+        if format == "md":
             return export_markdown(sessions)
-        raise StorageError(f"Unknown export format {fmt!r}.", hint="Use md or json.")
+        raise StorageError(f"Unknown export format {format!r}.", hint="Use md or json.")
 
     # --- internals ----------------------------------------------------------------------------------------
     def _prepare(self, session: Session, *, updated_at: bool) -> Session:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from test_sessions_support import BACKENDS, REPO, backend_database, sample_sessi
 
 from coach import sessions as sessions_module
 from coach.config import Settings
+from coach.errors import StorageError
 from coach.migrations import MIGRATIONS, SCHEMA_VERSION, applied_migrations, migrate
 from coach.session_models import SessionQuery
 from coach.sessions import DraftStore, SessionStore, close_databases, database_url, open_database
@@ -173,3 +176,44 @@ def test_reopening_a_migrated_database_applies_nothing(settings: Settings) -> No
     database = open_database(settings)
     assert migrate(database.engine, database.write_connection) == []
     assert len(SessionStore(settings).list()) == 1
+
+
+def _hold_sqlite_write_lock(data_dir: Path, seconds: float) -> threading.Thread:
+    """Another program's write transaction on the SQLite file, held for ``seconds``."""
+    held = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(data_dir / "sessions.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    return thread
+
+
+def test_sqlite_save_waits_out_another_writer(isolated_environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions_module, "SQLITE_BUSY_TIMEOUT_S", 0.2)  # busy errors happen, and are retried
+    store = SessionStore(settings_for(isolated_environment, None))
+    holder = _hold_sqlite_write_lock(isolated_environment, 0.5)
+    saved = store.save(sample_session())
+    holder.join()
+    assert store.get(saved.id) == saved
+    close_databases()
+
+
+def test_sqlite_lock_held_too_long_is_a_storage_error(isolated_environment: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions_module, "SQLITE_BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(sessions_module, "WRITE_ATTEMPTS", 2)
+    store = SessionStore(settings_for(isolated_environment, None))
+    holder = _hold_sqlite_write_lock(isolated_environment, 1.5)
+    with pytest.raises(StorageError, match="stayed busy") as caught:
+        store.save(sample_session())
+    holder.join()
+    assert "locked" not in str(caught.value)
+    close_databases()

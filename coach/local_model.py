@@ -328,6 +328,8 @@ def _server_params(path: Path, spec: ModelSpec, threads: int, api_key: str) -> A
     params.ui = False
     params.offline = True
     params.endpoint_metrics = False
+    # llama.cpp logs every request to stderr; keep that for --debug, not for users' terminals.
+    params.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else -1
     return params
 
 

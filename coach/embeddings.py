@@ -110,10 +110,14 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
         texts = list(input)
         if not texts:
             return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         with _session_lock:
             runtime = _runtime(self.threads)
-            parts = [runtime.embed(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
-        return list(np.concatenate(parts))
+            parts = [runtime.embed([texts[i] for i in order[j : j + BATCH_SIZE]])
+                     for j in range(0, len(order), BATCH_SIZE)]
+        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return list(vectors)
 
     @staticmethod
     def name() -> str:

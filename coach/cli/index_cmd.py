@@ -24,7 +24,7 @@ def _progress_reporter() -> tuple[Progress, Any]:
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="chunk", desc="indexing", file=sys.stderr, leave=False)
+        bar = tqdm(total=0, unit="entry", desc="indexing", file=sys.stderr, leave=False)
 
         def update(done: int, total: int) -> None:
             bar.total = total
@@ -34,7 +34,7 @@ def _progress_reporter() -> tuple[Progress, Any]:
         return update, bar.close
 
     def line(done: int, total: int) -> None:
-        print(f"indexing: {done}/{total} chunks embedded", file=sys.stderr, flush=True)
+        print(f"indexing: {done}/{total} passages and keys embedded", file=sys.stderr, flush=True)
 
     return line, lambda: None
 

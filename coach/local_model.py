@@ -13,6 +13,7 @@ as any remote one. The server is started once per process and reused.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
@@ -348,7 +349,7 @@ def _start_server(path: Path, spec: ModelSpec, threads: int) -> tuple[Any, Local
         _set_status("error", message=f"{type(exc).__name__}: {exc}")
         raise ModelUnavailable(
             f"The embedded model could not start ({type(exc).__name__}: {exc}).",
-            hint="Check free memory (about 2 GB) and run `coach doctor`.",
+            hint="Check free memory (about 2 GB) and that 127.0.0.1 is reachable, then run `coach doctor`.",
         ) from None
     info = LocalServer(base_url=base_url, api_key=SecretStr(api_key), model=spec.alias,
                        load_s=round(time.perf_counter() - started, 2))
@@ -357,17 +358,21 @@ def _start_server(path: Path, spec: ModelSpec, threads: int) -> tuple[Any, Local
 
 
 def _wait_until_healthy(base_url: str, api_key: str) -> None:
-    """Poll ``/health`` until the model is loaded (503 while loading)."""
+    """Poll ``/health`` until the model is loaded (503 while loading); fail fast if loopback is unreachable."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     request = urllib.request.Request(f"{base_url}/health", headers={"Authorization": f"Bearer {api_key}"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback never goes via a proxy
+    last_error = "no answer"
     while True:
         try:
             with opener.open(request, timeout=5) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, OSError):
-            pass
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+                raise OSError(reason.errno, "127.0.0.1 is unreachable; is the loopback interface up?") from None
+            last_error = str(reason)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no answer from {base_url}/health after {SERVER_START_TIMEOUT_S:.0f} s")
+            raise TimeoutError(f"{base_url}/health: {last_error} after {SERVER_START_TIMEOUT_S:.0f} s")
         time.sleep(0.1)

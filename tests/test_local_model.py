@@ -184,3 +184,30 @@ def test_real_model_short_completion_and_json_schema() -> None:
           f"first token {long.first_token_ms:.0f} ms, {long.completion_tokens} tokens at "
           f"{(long.completion_tokens or 0) / max(gen_s, 1e-3):.1f} tok/s")
     assert long.completion_tokens and long.completion_tokens >= 50
+
+
+def test_server_starts_once_per_process_even_when_raced(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from pydantic import SecretStr
+
+    starts: list[int] = []
+
+    def fake_start(path: Path, spec: ModelSpec, threads: int) -> tuple[object, local_model.LocalServer]:
+        starts.append(threads)
+        time.sleep(0.05)
+        return object(), local_model.LocalServer(base_url="http://127.0.0.1:1", api_key=SecretStr("k"),
+                                                 model=spec.alias, load_s=0.05)
+
+    monkeypatch.setattr(local_model, "_servers", {})
+    monkeypatch.setattr(local_model, "_start_server", fake_start)
+    monkeypatch.setattr(local_model, "ensure_model_file", lambda settings: Path("model.gguf"))
+    settings = load_settings(backend="local")
+    results: list[local_model.LocalServer] = []
+    threads = [threading.Thread(target=lambda: results.append(local_model.local_server(settings))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert starts == [settings.threads] and len({id(result) for result in results}) == 1
+    assert "k" not in repr(results[0])

@@ -196,7 +196,7 @@ def test_server_starts_once_per_process_even_when_raced(monkeypatch: pytest.Monk
     def fake_start(path: Path, spec: ModelSpec, threads: int) -> tuple[object, local_model.LocalServer]:
         starts.append(threads)
         time.sleep(0.05)
-        return object(), local_model.LocalServer(base_url="http://127.0.0.1:1", api_key=SecretStr("k"),
+        return object(), local_model.LocalServer(base_url="http://127.0.0.1:1", api_key=SecretStr("KEY-SENTINEL-42"),
                                                  model=spec.alias, load_s=0.05)
 
     monkeypatch.setattr(local_model, "_servers", {})
@@ -210,4 +210,4 @@ def test_server_starts_once_per_process_even_when_raced(monkeypatch: pytest.Monk
     for thread in threads:
         thread.join()
     assert starts == [settings.threads] and len({id(result) for result in results}) == 1
-    assert "k" not in repr(results[0])
+    assert "KEY-SENTINEL-42" not in repr(results[0])

@@ -1,0 +1,53 @@
+"""Errors as short messages: a ``CoachError`` says what went wrong and how to fix it; nothing else leaks.
+
+Pages call services through ``attempt`` (error shown, ``None`` returned, the page carries on) and are
+wrapped by ``guarded`` (anything unexpected becomes one generic line, with the traceback in the server log
+only). Streamlit's own control flow (``st.stop``, ``st.rerun``) raises ``BaseException`` subclasses, which
+pass through untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import streamlit as st
+
+from coach.errors import CoachError
+
+log = logging.getLogger("coach.ui")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def show_error(error: CoachError) -> None:
+    """Show a service error as one short message."""
+    st.error(str(error), icon=":material/error:")
+
+
+def attempt(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+    """Run a service call; on a ``CoachError`` show it and return ``None``."""
+    try:
+        return call(*args, **kwargs)
+    except CoachError as error:
+        show_error(error)
+        return None
+
+
+def guarded(render: Callable[[], None]) -> Callable[[], None]:
+    """A page that shows service errors as messages and never a traceback."""
+
+    @functools.wraps(render)
+    def page() -> None:
+        try:
+            render()
+        except CoachError as error:
+            show_error(error)
+        except Exception as error:  # a bug: the user gets one line, the log gets the traceback
+            log.exception("page %s failed", render.__module__)
+            st.error(f"Something went wrong ({type(error).__name__}). Reload the page; if it happens again, "
+                     "the details are in the terminal running the app.", icon=":material/error:")
+
+    return page

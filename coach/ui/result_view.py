@@ -1,0 +1,135 @@
+"""A rewrite result on screen: notices first, then draft and rewrite side by side, then the explanations.
+
+Shared by the Rewrite page (fresh result) and the Sessions page (saved result). The order is deliberate:
+anything the leader must check before sending (a fact the rewrite lost, a figure it added, a rewrite that
+needs review) comes before the rewrite itself, in red or amber, so it cannot be overlooked.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from coach.rewrite_models import AUDIENCES, KINDS, FeedbackItem, RewriteResult, Scores
+from coach.ui.markdown import as_markdown, escape_markdown, highlighted, one_line, word_diff
+
+SCORE_LABELS = {
+    "fk_grade": ("Reading grade", "inverse"),
+    "reading_ease": ("Reading ease", "normal"),
+    "jargon": ("Jargon terms", "inverse"),
+    "undefined_acronyms": ("Undefined acronyms", "inverse"),
+    "accountability": ("Owners & dates", "normal"),
+}
+
+
+def render_result(result: RewriteResult, draft: str, key: str) -> None:
+    """The whole result: notices, fact lock, side by side, copy/download, then feedback, scores and facts."""
+    render_notices(result)
+    render_side_by_side(draft, result.rewrite)
+    render_copy(result, key)
+    feedback_tab, facts_tab, scores_tab = st.tabs(
+        [f"Feedback ({len(result.feedback)})", f"Fact lock ({len(result.facts.draft)})", "Scores"]
+    )
+    with feedback_tab:
+        render_feedback(result.feedback)
+    with facts_tab:
+        render_facts(result)
+    with scores_tab:
+        render_scores(result)
+
+
+def render_notices(result: RewriteResult) -> None:
+    """What must be checked before sending: review needed, missing facts, added figures, other flags."""
+    if result.review_required:
+        st.warning("**Draft to review.** The coach could not verify everything in this rewrite: check the "
+                   "points below against your draft before sending it.", icon=":material/rate_review:")
+    if result.facts.missing:
+        items = "\n".join(f"- {one_line(f)}" for f in result.facts.missing)
+        st.error(f"**{len(result.facts.missing)} fact(s) from your draft are missing from the rewrite:**\n{items}",
+                 icon=":material/report:")
+    if result.facts.added:
+        items = "\n".join(f"- {one_line(f)}" for f in result.facts.added)
+        st.warning(f"**Figures in the rewrite that your draft did not have:**\n{items}", icon=":material/warning:")
+    for flag in result.flags:
+        if flag.kind in ("missing_fact", "added_figure"):
+            continue  # already listed above, from the fact report
+        excerpt = f" — “{one_line(flag.excerpt, 120)}”" if flag.excerpt else ""
+        st.warning(f"{one_line(flag.message, 300)}{excerpt}", icon=":material/flag:")
+    if not (result.facts.missing or result.facts.added or result.review_required):
+        st.success(f"Fact lock: all {len(result.facts.draft)} facts of your draft are in the rewrite, "
+                   "and it adds no figures of its own.", icon=":material/verified:")
+
+
+def render_side_by_side(draft: str, rewrite: str) -> None:
+    """Draft and rewrite in two columns, removed words marked red, added words green."""
+    runs = word_diff(draft, rewrite)
+    left, right = st.columns(2)
+    with left:
+        st.markdown("##### Your draft")
+        with st.container(border=True):
+            st.markdown(highlighted(runs, "removed") or "—")
+    with right:
+        st.markdown("##### Rewrite")
+        with st.container(border=True):
+            st.markdown(highlighted(runs, "added") or "—")
+
+
+def render_copy(result: RewriteResult, key: str) -> None:
+    """The rewrite as plain text with a copy button, and a download."""
+    with st.expander("Copy or download the rewrite", expanded=False, icon=":material/content_copy:"):
+        st.code(result.rewrite, language=None, wrap_lines=True)
+        st.download_button("Download as text", data=result.rewrite, file_name="rewrite.txt", mime="text/plain",
+                           key=f"download-{key}", icon=":material/download:")
+
+
+def render_feedback(items: list[FeedbackItem]) -> None:
+    """One card per change: principle, the draft's words, what changed and why, the cited passage."""
+    if not items:
+        st.info("No change-by-change feedback for this rewrite.")
+    for item in items:
+        with st.container(border=True):
+            st.markdown(f"**{escape_markdown(item.principle)}**")
+            if item.draft_excerpt:
+                st.markdown(f"> {one_line(item.draft_excerpt, 400)}")
+            st.markdown(f"**What changed:** {one_line(item.change, 600)}")
+            st.markdown(f"**Why:** {one_line(item.why, 600)}")
+            with st.expander(f"Source: {one_line(item.passage.source, 80)}", icon=":material/menu_book:"):
+                st.markdown(as_markdown(item.passage.text))
+
+
+def render_facts(result: RewriteResult) -> None:
+    """Every fact of the draft and where it went; figures the user supplied; code-made metric translations."""
+    facts = result.facts
+    rows = [{"fact": f, "in the rewrite": "kept" if f in facts.kept else "MISSING"} for f in facts.draft]
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    else:
+        st.caption("The draft has no figures, dates or names to lock.")
+    if facts.supplied:
+        st.markdown("**Figures you supplied:** " + ", ".join(one_line(f, 80) for f in facts.supplied))
+    for translation in result.metric_translations:
+        needs = f" (needs: {one_line(translation.needs, 120)})" if translation.needs else ""
+        st.markdown(f"- {one_line(translation.metric, 120)} → {one_line(translation.business, 300)}{needs}")
+
+
+def render_scores(result: RewriteResult) -> None:
+    """Before/after scores as metrics with deltas and a small chart."""
+    before, after = result.scores.before, result.scores.after
+    columns = st.columns(len(SCORE_LABELS))
+    for column, (name, (label, colour)) in zip(columns, SCORE_LABELS.items(), strict=True):
+        new, old = float(getattr(after, name)), float(getattr(before, name))
+        column.metric(label, _number(new), delta=_number(new - old), delta_color=colour)  # type: ignore[arg-type]
+    st.bar_chart(_score_table(before, after), x="score", y=["draft", "rewrite"], stack=False, height=220,
+                 color=["#9aa5b1", "#2e7d32"])
+    st.caption(f"Audience: {escape_markdown(AUDIENCES[result.audience].label)} · kind: {KINDS[result.kind]} · "
+               f"model: {one_line(result.model, 60)} · {result.timings.total_ms / 1000:.1f} s")
+
+
+def _score_table(before: Scores, after: Scores) -> dict[str, list[object]]:
+    names = list(SCORE_LABELS)
+    return {"score": [SCORE_LABELS[n][0] for n in names],
+            "draft": [float(getattr(before, n)) for n in names],
+            "rewrite": [float(getattr(after, n)) for n in names]}
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"

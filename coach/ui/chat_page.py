@@ -143,6 +143,6 @@ def render() -> None:
         st.caption(f"Note: {one_line(flag, 200)}")
     placeholder = "Your reply to the executive…" if current.mode == "roleplay" else "Ask the coach…"
     text: Any = st.chat_input(placeholder, key="chat_text")
-    if text:
+    if text and str(text).strip():  # a blank submission is not a turn
         send(settings, str(text))
     debrief_panel(settings, current)

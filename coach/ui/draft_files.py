@@ -32,7 +32,7 @@ def draft_from_file(filename: str, data: bytes) -> str:
                             hint="Paste only the part you want rewritten.")
     if suffix == "eml":
         return _email_text(filename, data)
-    return extract_text(filename, data).text
+    return extract_text(filename, data).text.strip()
 
 
 def _email_text(filename: str, data: bytes) -> str:

@@ -103,6 +103,7 @@ def run_rewrite(settings: Settings, request: RewriteRequest) -> None:
             box.update(label="The rewrite did not finish.", state="error", expanded=False)
             show_error(error)
             return
+        stream.flush()
         box.update(label=f"Rewritten for {audience}.", state="complete", expanded=False)
     st.session_state["rewrite_result"] = result
     st.session_state["rewrite_source"] = request.draft

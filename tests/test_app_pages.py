@@ -1,0 +1,181 @@
+"""AppTest tests of the Chat, Sessions, Library and Settings pages on the fake model, error paths included."""
+
+from __future__ import annotations
+
+import pytest
+from test_app_support import errors, markdown_text, open_page, stub_result, use_fakes
+
+from coach import testing
+from coach.config import load_settings
+from coach.errors import ModelUnavailable
+from coach.session_models import Session
+from coach.sessions import SessionStore
+
+
+@pytest.fixture(autouse=True)
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_fakes(monkeypatch)
+
+
+class DownModel(testing.FakeChatModel):
+    """A fake chat model whose server is unreachable."""
+
+    def _next_text(self, messages, kwargs):  # type: ignore[no-untyped-def]
+        raise ModelUnavailable("The model server cannot be reached.", hint="Start it, then try again.")
+
+
+def save_rewrite(title_draft: str = "Uptime was 99.9% in Q3.") -> Session:
+    result = stub_result(title_draft).model_dump(mode="json")
+    return SessionStore(load_settings()).save(Session(type="rewrite", audience="cfo", kind="status",
+                                                      draft=title_draft, result=result))
+
+
+# ---- chat -------------------------------------------------------------------------------------------
+
+
+def test_chat_turn_is_shown_with_citations_and_saved() -> None:
+    at = open_page("chat_page").run()
+    at.chat_input(key="chat_text").set_value("How do I report IT metrics to the CFO?").run()
+    assert not at.exception and not errors(at)
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    saved = SessionStore(load_settings()).list()
+    assert len(saved) == 1 and saved[0].type == "chat" and len(saved[0].messages) == 2
+
+
+def test_chat_with_model_down_shows_a_short_error_and_keeps_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(testing, "FakeChatModel", DownModel)
+    at = open_page("chat_page").run()
+    at.chat_input(key="chat_text").set_value("How do I explain an outage?").run()
+    assert errors(at) == ["The model server cannot be reached. Start it, then try again."]
+    assert at.code[0].value == "How do I explain an outage?"
+    assert not at.exception
+    assert SessionStore(load_settings()).list() == []  # nothing half-saved
+
+
+def test_roleplay_turn_and_debrief() -> None:
+    at = open_page("chat_page").run()
+    at.segmented_control(key="chat_mode").set_value("roleplay").run()
+    at.selectbox(key="persona").set_value("cfo").run()
+    at.chat_input(key="chat_text").set_value("I need budget to replace the ERP: it saves 200 hours a month.").run()
+    assert not errors(at)
+    at.button(key="debrief_button").click().run()
+    assert not at.exception and not errors(at)
+    assert any(s.value == "Debrief" for s in at.subheader)
+    session = SessionStore(load_settings()).list()[0]
+    assert session.type == "roleplay" and session.audience == "cfo"
+
+
+def test_empty_chat_message_is_refused() -> None:
+    at = open_page("chat_page").run()
+    at.chat_input(key="chat_text").set_value("   ").run()
+    assert not at.exception and not errors(at)
+    assert len(at.chat_message) == 0
+
+
+# ---- sessions ---------------------------------------------------------------------------------------
+
+
+def test_sessions_list_detail_rating_notes_and_export() -> None:
+    saved = save_rewrite()
+    at = open_page("sessions_page").run()
+    assert not at.exception and not errors(at)
+    assert at.selectbox(key="session_open").value == saved.id
+    assert "Unscheduled downtime" in markdown_text(at)  # the same result views as the Rewrite page
+    at.feedback(key=f"session-stars-{saved.id}").set_value(4).run()
+    at.text_area(key=f"notes-{saved.id}").input("Sent to the CFO on Monday.")
+    at.button(key=f"save-notes-{saved.id}").click().run()
+    stored = SessionStore(load_settings()).get(saved.id)
+    assert stored is not None and stored.rating == 5 and stored.notes == "Sent to the CFO on Monday."
+    labels = [b.label for b in at.get("download_button")]
+    assert "Export this session (Markdown)" in labels and "Export these (JSON)" in labels
+
+
+def test_sessions_search_filters_and_empty_states() -> None:
+    at = open_page("sessions_page").run()
+    assert any("No sessions yet" in str(i.value) for i in at.info)
+    save_rewrite("Patch window moved to Friday.")
+    at.run()
+    at.text_input(key="session_search").input("no such words").run()
+    assert any("No session matches" in str(i.value) for i in at.info)
+    at.text_input(key="session_search").input("patch window").run()
+    assert at.selectbox(key="session_open").options[0].endswith("Patch window moved to Friday.")
+
+
+def test_delete_needs_confirmation() -> None:
+    saved = save_rewrite()
+    at = open_page("sessions_page").run()
+    assert SessionStore(load_settings()).get(saved.id) is not None  # opening the page deletes nothing
+    at.button(key=f"delete-{saved.id}").click().run()
+    assert SessionStore(load_settings()).get(saved.id) is None
+
+
+# ---- library ----------------------------------------------------------------------------------------
+
+
+def test_library_lists_essays_and_principles() -> None:
+    at = open_page("library_page").run()
+    assert not at.exception and not errors(at)
+    assert [t.label for t in at.tabs] == ["Your organisation", "Principles", "Essays"]
+    assert len(at.expander) >= 5 + 12  # five essays, and a quote per principle
+
+
+def test_add_and_remove_an_organisation_document() -> None:
+    at = open_page("library_page").run()
+    text = b"Our strategy: grow online sales by 20% in 2026.\n\nIT supports the sales team first.\u200b".decode()
+    at.file_uploader(key="library_upload").set_value(("strategy.md", text.encode(), "text/markdown")).run()
+    at.button(key="library_add").click().run()
+    assert not errors(at), errors(at)
+    assert any("Added strategy" in str(s.value) for s in at.success)
+    assert any("invisible character" in str(w.value) for w in at.warning)
+    settings = load_settings()
+    assert (settings.user_docs_dir / "org-strategy.md").is_file()
+    at.button(key="remove-org-strategy").click().run()
+    assert not (settings.user_docs_dir / "org-strategy.md").exists()
+
+
+def test_library_refuses_an_oversized_or_wrong_upload() -> None:
+    at = open_page("library_page").run()
+    at.file_uploader(key="library_upload").set_value(("big.txt", b"x" * (6 * 1024 * 1024), "text/plain")).run()
+    at.button(key="library_add").click().run()
+    assert any("the limit is 5 MB" in e for e in errors(at))
+    at.file_uploader(key="library_upload").set_value(("fake.pdf", b"not a pdf at all", "application/pdf")).run()
+    at.button(key="library_add").click().run()
+    assert errors(at) and not at.exception
+    assert not load_settings().user_docs_dir.exists() or not list(load_settings().user_docs_dir.glob("*.md"))
+
+
+# ---- settings ---------------------------------------------------------------------------------------
+
+
+def test_settings_key_stays_in_the_browser_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    sentinel = "sk-test-SENTINEL-0123456789abcdef"
+    at = open_page("settings_page").run()
+    assert not at.exception and not errors(at)
+    at.radio[0].set_value("openai")
+    at.text_input[2].input(sentinel)
+    at.button[0].click().run()  # the form's submit button
+    assert not errors(at)
+    assert at.session_state["coach_settings"]["openai_api_key"] == sentinel
+    assert any("gpt\\-4o\\-mini" in str(m.value) for m in at.markdown)
+    settings = load_settings()
+    for path in settings.data_dir.rglob("*") if settings.data_dir.exists() else []:
+        if path.is_file():
+            assert sentinel.encode() not in path.read_bytes(), path
+    assert sentinel not in markdown_text(at)
+
+
+def test_settings_openai_without_key_is_refused() -> None:
+    at = open_page("settings_page").run()
+    at.radio[0].set_value("openai")
+    at.button[0].click().run()
+    assert any("needs an API key" in e for e in errors(at))
+    assert "openai_api_key" not in at.session_state["coach_settings"] if "coach_settings" in at.session_state else True
+
+
+def test_connection_test_reports_success_and_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page("settings_page").run()
+    at.button(key="test_connection").click().run()
+    assert any("answered in" in str(s.value) for s in at.success)
+    monkeypatch.setattr(testing, "FakeChatModel", DownModel)
+    at.button(key="test_connection").click().run()
+    assert errors(at) == ["The model server cannot be reached. Start it, then try again."]

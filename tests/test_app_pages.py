@@ -121,7 +121,7 @@ def test_library_lists_essays_and_principles() -> None:
 
 def test_add_and_remove_an_organisation_document() -> None:
     at = open_page("library_page").run()
-    text = b"Our strategy: grow online sales by 20% in 2026.\n\nIT supports the sales team first.\u200b".decode()
+    text = "Our strategy: grow online sales by 20% in 2026.\n\nIT supports the sales team first.\u200b"
     at.file_uploader(key="library_upload").set_value(("strategy.md", text.encode(), "text/markdown")).run()
     at.button(key="library_add").click().run()
     assert not errors(at), errors(at)

@@ -40,11 +40,14 @@ MAX_MESSAGE_CHARS = MAX_MESSAGE_TOKENS * 12  # refuse absurd pastes before token
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers per chat message
 PROMPT_BUDGET_SMALL = 3200  # the embedded model reads ~80 tok/s: keep prompts short
 PROMPT_BUDGET_LARGE = 12000
-ANSWER_TOKENS_SMALL = 350
+ANSWER_TOKENS_SMALL = 300
 ANSWER_TOKENS_LARGE = 700
 SUMMARY_TOKENS = 250
 SUMMARY_LINE_TOKENS = 40
 RETRIEVE_K = 4
+RETRIEVE_K_SMALL = 3  # each passage costs the embedded model ~2.5 s of prompt processing
+# Mild DRY (llama.cpp only) curbs the small model's habit of repeating whole paragraphs.
+SMALL_MODEL_SAMPLING = {"dry_multiplier": 0.5, "dry_base": 1.75, "dry_allowed_length": 3}
 PASSAGE_TOKENS = 180
 # Scores are cosine similarities with MiniLM (higher is closer). Measured on the shipped essays: on-topic
 # questions reach a best passage of 0.26-0.68, off-topic ones (Kubernetes, bread, salary) 0.02-0.21.
@@ -247,10 +250,18 @@ def passages_block(passages: Sequence[Passage]) -> str:
 
     if not passages:
         return data_block("PASSAGES", "(none: the library has nothing relevant to this message)")
-    parts = [
-        f"[{n}] {p.title} ({p.source})\n{truncate_tokens(p.text, PASSAGE_TOKENS)}" for n, p in enumerate(passages, 1)
-    ]
+    # Number and text only: with titles and file names the 1.5B model turned each passage into a heading.
+    parts = [f"[{n}] {truncate_tokens(' '.join(p.text.split()), PASSAGE_TOKENS)}" for n, p in enumerate(passages, 1)]
     return data_block("PASSAGES", "\n\n".join(parts))
+
+
+def complete_sentences(generation: Any) -> str:
+    """The answer, cut back to its last full sentence when the model ran out of tokens mid-sentence."""
+    text = str(generation.text).strip()
+    if getattr(generation, "finish_reason", None) != "length":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?:\[\d+\])*[\"')\]]?(?=\s|$)", text)]
+    return text[: ends[-1]] if ends and ends[-1] > len(text) // 2 else text + " …"
 
 
 # ---- leaks -------------------------------------------------------------------------------------------
@@ -342,7 +353,7 @@ class ChatService:
         started = time.perf_counter()
         previous = [m.content for m in conversation.messages if m.role == "user"][-1:]
         query = " ".join([*previous, text]) if len(text.split()) < 12 else text
-        found = self.index.query(query, k=RETRIEVE_K)
+        found = self.index.query(query, k=RETRIEVE_K_SMALL if self.small else RETRIEVE_K)
         covered = bool(found) and max(p.score for p in found) >= MIN_COVERAGE_SCORE
         passages = [p for p in found if p.score >= MIN_PASSAGE_SCORE] if covered else []
         return passages, (time.perf_counter() - started) * 1000
@@ -361,8 +372,8 @@ class ChatService:
         messages = assemble(system, conversation.messages, render, self.prompt_budget)
         if not passages and on_token:
             on_token(NOT_COVERED_NOTE)
-        generation = self.generate(messages, on_token)
-        answer, citations, dropped = check_citations(generation.text.strip(), passages)
+        generation = self.generate(messages, on_token, local_extra=SMALL_MODEL_SAMPLING)
+        answer, citations, dropped = check_citations(complete_sentences(generation), passages)
         reply = ChatReply(answer=answer, citations=citations, dropped_citations=dropped, grounded=bool(passages))
         if dropped:
             reply.flags.append(f"removed citations to passages that were not retrieved: {dropped}")

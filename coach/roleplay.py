@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from coach.chat import (
+    SMALL_MODEL_SAMPLING,
     ChatReply,
     ChatService,
     Conversation,
     TokenCallback,
     assemble,
+    complete_sentences,
 )
 from coach.errors import InputError, InputTooLarge, ModelOutputError
 from coach.prompts import data_block, load_prompt
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from coach.corpus import Principle
 
 DEBRIEF_AFTER_TURNS = 6
+ROLEPLAY_ANSWER_TOKENS = 220  # two to five sentences
 MAX_SCENARIO_TOKENS = 300
 DEBRIEF_TRANSCRIPT_TOKENS = 1600
 DEBRIEF_ATTEMPTS = 2
@@ -207,8 +210,9 @@ def roleplay_reply(
                                 persona=persona.title)
 
     messages = assemble(system, conversation.messages, render, service.prompt_budget)
-    generation = service.generate(messages, on_token, temperature=0.7)
-    answer = strip_role_prefix(generation.text.strip())
+    generation = service.generate(messages, on_token, temperature=0.7, max_tokens=ROLEPLAY_ANSWER_TOKENS,
+                                  local_extra=SMALL_MODEL_SAMPLING)
+    answer = strip_role_prefix(complete_sentences(generation))
     reply = ChatReply(answer=answer, grounded=False)
     service.guard_instructions(reply, system, "Let's not get sidetracked. Tell me what you actually need from me.")
     reply.debrief_due = conversation.user_turns() + 1 >= DEBRIEF_AFTER_TURNS

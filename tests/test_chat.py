@@ -379,3 +379,21 @@ def test_an_empty_index_is_built_on_first_use(settings: Any, monkeypatch: pytest
     profile = ModelProfile(backend="fake", name="fake", supports_json_schema=True, small=True)
     service = ChatService(settings, handle=ChatModelHandle(fake, profile))
     assert service.index.stats()["chunks"] > 0
+
+
+def test_an_answer_cut_off_by_the_token_limit_ends_at_its_last_sentence(settings: Any) -> None:
+    service, fake = make_service(settings)
+    fake.finish_reason = "length"
+    fake.enqueue("Lead with the saving [1]. Name the owner and the date. Then explain the risk of wai")
+    reply = service.turn(Conversation(), "How do I pitch the migration?")
+    assert reply.answer == "Lead with the saving [1]. Name the owner and the date."
+
+
+def test_small_model_gets_fewer_passages(settings: Any) -> None:
+    service, fake = make_service(settings, PASSAGES * 2, small=True)
+    service.turn(Conversation(), "How do I report uptime to the CFO?")
+    passages = block(last_user(fake.calls[0]), "PASSAGES")
+    assert "[3]" in passages and "[4]" not in passages
+    large, large_fake = make_service(settings, PASSAGES * 2, small=False)
+    large.turn(Conversation(), "How do I report uptime to the CFO?")
+    assert "[4]" in block(last_user(large_fake.calls[0]), "PASSAGES")

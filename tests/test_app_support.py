@@ -20,7 +20,6 @@ from coach.errors import InputError
 from coach.rewrite_models import (
     FactReport,
     FeedbackItem,
-    Flag,
     Passage,
     RewriteRequest,
     RewriteResult,

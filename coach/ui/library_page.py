@@ -61,7 +61,8 @@ def add_document(settings: Settings) -> None:
     st.markdown("Add your organisation's vision, strategy, goals or style guide: the coach will align its "
                 "advice with them and cite them.")
     upload = st.file_uploader(f"Document ({', '.join(SUPPORTED_SUFFIXES)}; up to {MAX_UPLOAD_BYTES // 2**20} MB)",
-                              type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES], key="library_upload")
+                              type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES], key="library_upload",
+                              max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     if upload is None or not st.button("Add to the library", type="primary", icon=":material/library_add:",
                                        key="library_add"):
         return

@@ -118,8 +118,8 @@ def render_scores(result: RewriteResult) -> None:
     for column, (name, (label, colour)) in zip(columns, SCORE_LABELS.items(), strict=True):
         new, old = float(getattr(after, name)), float(getattr(before, name))
         column.metric(label, _number(new), delta=_number(new - old), delta_color=colour)  # type: ignore[arg-type]
-    st.bar_chart(_score_table(before, after), x="score", y=["draft", "rewrite"], stack=False, height=220,
-                 color=["#9aa5b1", "#2e7d32"])
+    st.bar_chart(_score_table(before, after), x="score", y=["draft", "rewrite"], stack=False, height=260,
+                 horizontal=True, x_label="", y_label="", color=["#9aa5b1", "#2e7d32"])
     st.caption(f"Audience: {escape_markdown(AUDIENCES[result.audience].label)} · kind: {KINDS[result.kind]} · "
                f"model: {one_line(result.model, 60)} · {result.timings.total_ms / 1000:.1f} s")
 

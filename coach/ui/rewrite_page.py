@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from coach.config import Settings
+from coach.documents import MAX_UPLOAD_BYTES
 from coach.errors import CoachError
 from coach.rewrite_models import AUDIENCES, KINDS, RewriteRequest, RewriteResult
 from coach.ui.context import current_settings, draft_store, prepare_index, prepare_model, session_store
@@ -113,21 +114,27 @@ def draft_form(settings: Settings) -> RewriteRequest | None:
     """The draft editor and options; the request when the user asks for a rewrite."""
     editor, options = st.columns([2, 1], gap="large")
     with editor:
-        st.text_area("Your draft", key="draft_text", height=300, on_change=autosave, args=(settings,),
+        st.text_area("Your draft", key="draft_text", height=236, on_change=autosave, args=(settings,),
                      placeholder="Paste an email, a status report, metrics, an incident summary or a change notice.")
     with options:
-        audience = st.selectbox("Audience", list(AUDIENCES), format_func=lambda a: AUDIENCES[a].label.capitalize(),
+        audience = st.selectbox("Audience", list(AUDIENCES), format_func=lambda a: capitalised(AUDIENCES[a].label),
                                 key="audience")
         kind = st.selectbox("Kind of message", ["auto", *KINDS],
-                            format_func=lambda k: "Detect it for me" if k == "auto" else KINDS[k].capitalize(),
+                            format_func=lambda k: "Detect it for me" if k == "auto" else capitalised(KINDS[k]),
                             key="kind")
         st.text_area("Business figures (optional, one per line)", key="figures", height=90,
                      placeholder="One hour of downtime costs $20,000")
         st.file_uploader("Or upload a draft", type=list(DRAFT_SUFFIXES), key="draft_upload",
+                         max_upload_size=MAX_UPLOAD_BYTES // 2**20,
                          on_change=take_upload, args=(settings,))
     if not st.button("Rewrite", type="primary", icon=":material/auto_fix_high:", key="rewrite_button"):
         return None
     return build_request(audience, kind, figures_of(st.session_state.get("figures", "")))
+
+
+def capitalised(label: str) -> str:
+    """``label`` with only its first letter raised ('the CFO' -> 'The CFO', not 'The cfo')."""
+    return label[:1].upper() + label[1:]
 
 
 def figures_of(text: str) -> list[str]:

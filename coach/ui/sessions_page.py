@@ -21,7 +21,7 @@ ANY = "any"
 
 def filters() -> SessionQuery:
     """Search box and filters."""
-    search, kind, audience = st.columns([3, 1, 1])
+    search, kind, audience = st.columns([3, 1, 1], vertical_alignment="bottom")
     text = search.text_input("Search", key="session_search", placeholder="Words from the draft, rewrite or notes")
     chosen_type = kind.selectbox("Type", [ANY, *TYPE_LABELS], key="session_type",
                                  format_func=lambda t: "All types" if t == ANY else TYPE_LABELS[t])
@@ -118,9 +118,9 @@ def progress_charts(stats: SessionStats) -> None:
     grade, principles = st.columns(2)
     with grade:
         st.markdown("**Reading grade per week** (lower reads easier)")
-        st.line_chart({"week": [w.week_start.isoformat() for w in weeks],
-                       "draft": [w.fk_grade_before for w in weeks], "rewrite": [w.fk_grade_after for w in weeks]},
-                      x="week", y=["draft", "rewrite"], height=220, color=["#9aa5b1", "#2e7d32"])
+        st.bar_chart({"week": [f"{w.week_start:%d %b}" for w in weeks],
+                      "draft": [w.fk_grade_before for w in weeks], "rewrite": [w.fk_grade_after for w in weeks]},
+                     x="week", y=["draft", "rewrite"], stack=False, height=220, color=["#9aa5b1", "#2e7d32"])
     with principles:
         st.markdown("**Principles most often flagged**")
         if stats.top_principles:

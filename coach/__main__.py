@@ -1,3 +1,5 @@
-from coach.cli import main
 import sys
+
+from coach.cli import main
+
 sys.exit(main())

@@ -78,9 +78,9 @@ def _status_blocks(lines: list[str]) -> list[str] | None:
     """A status page's labelled blocks, oldest first, each starting with its time; None if not that shape."""
     blocks: list[tuple[str, list[str]]] = []
     for line in lines:
-        label = _BLOCK_LABEL.match(line)
-        if label:
-            blocks.append((label.group("label"), []))
+        labelled = _BLOCK_LABEL.match(line)
+        if labelled:
+            blocks.append((labelled.group("label"), []))
         elif blocks:
             blocks[-1][1].append(line)
         elif line.strip():

@@ -24,6 +24,7 @@ ENV_NAMES: dict[str, str] = {
     "backend": "COACH_BACKEND",
     "openai_api_key": "OPENAI_API_KEY",
     "base_url": "COACH_BASE_URL",
+    "compatible_api_key": "COACH_API_KEY",
     "model": "COACH_MODEL",
     "chroma_url": "COACH_CHROMA_URL",
     "database_url": "COACH_DATABASE_URL",
@@ -54,6 +55,7 @@ class Settings(BaseModel):
     backend: Backend
     openai_api_key: SecretStr | None = None
     base_url: str | None = None
+    compatible_api_key: SecretStr | None = None  # a key for a custom server; the OpenAI key never goes there
     model: str | None = None
     chroma_url: str | None = None
     database_url: SecretStr | None = None
@@ -81,7 +83,8 @@ class Settings(BaseModel):
 
 def _streamlit_secrets(path: Path | None = None) -> dict[str, Any]:
     """Read ``.streamlit/secrets.toml`` without importing Streamlit (the CLI must not need it)."""
-    candidates = [path] if path else [Path.cwd() / ".streamlit" / "secrets.toml", PROJECT_ROOT / ".streamlit" / "secrets.toml"]
+    local = [Path.cwd() / ".streamlit" / "secrets.toml", PROJECT_ROOT / ".streamlit" / "secrets.toml"]
+    candidates = [path] if path else local
     for candidate in candidates:
         if candidate and candidate.is_file():
             try:

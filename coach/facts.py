@@ -20,7 +20,7 @@ _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
 _WEEKDAY = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s"
 _ORD = r"\d{1,2}(?:st|nd|rd|th)?"
-_HEDGE = r"(?:(?:approximately|approx\.|around|about|roughly|nearly|almost|over|under|up to|at least|more than|less than|fewer than)\s|~\s?)?"
+_HEDGE = r"(?:(?i:approximately|approx\.|around|about|roughly|nearly|almost|over|under|up to|at least|more than|less than|fewer than)\s|~\s?)?"
 _NUM = r"\d+(?:[.,]\d+)*"
 _TZ = r"(?:\s?(?:UTC|GMT|CET|CEST|EST|EDT|PST|PDT|BST|IST|[ap]\.?m\.?))*"
 _DUR_UNIT = (r"(?:milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|hr|h|days?|d|weeks?|wks?|"

@@ -24,7 +24,7 @@ from pydantic import Field, PrivateAttr
 
 Reply = str | BaseException | Callable[[list[BaseMessage]], str]
 
-PLACEHOLDER = re.compile(r"\[[A-Z]{1,3}\d{1,4}\]")
+PLACEHOLDER = re.compile(r"\[[A-Z]{1,10}\d{1,4}\]")
 GARBAGE = "}{ ```json {\"rewrite\": [[ <|im_end|> \ufffd\ufffd null,, ]]"
 
 

@@ -18,15 +18,19 @@ SHARED_MODEL_DIR = REPO / ".coach-data" / "models"
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_environment(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """A fresh data dir, no keys or servers from the developer's shell, and no real model requests."""
     for name in ("OPENAI_API_KEY", "COACH_BASE_URL", "COACH_MODEL", "COACH_BACKEND", "COACH_CHROMA_URL",
-                 "COACH_DATABASE_URL", "OPENAI_BASE_URL"):
+                 "COACH_DATABASE_URL", "OPENAI_BASE_URL", "COACH_API_KEY", "COACH_EMBEDDINGS"):
         monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / "coach-data"
     monkeypatch.setenv("COACH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("COACH_MODEL_DIR", str(SHARED_MODEL_DIR))
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    if request.node.get_closest_marker("real_embeddings") is None:
+        monkeypatch.setenv("COACH_EMBEDDINGS", "fake")
     yield data_dir
 
 

@@ -1,0 +1,132 @@
+"""Checks that make a model's rewrite safe to show: fact tokens, copying and attribution.
+
+The embedded model never sees a figure: each fact becomes a typed token (``[TIME1]``, ``[PERCENT2]``) that
+code restores afterwards, so a missing fact is detected exactly. The attribution check then asks, for each
+restored fact, whether its sentence in the rewrite is about the same thing as the draft sentence it came from
+(shared content words, and no other draft sentence a better match); what fails is flagged for the reader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from coach.analysis import sentences
+from coach.facts import Fact, extract_facts
+
+TOKEN_RE = re.compile(r"\[([A-Z]+)(\d+)\]")
+_LABEL = {"date": "DATE", "time": "TIME", "duration": "DURATION", "percent": "PERCENT", "money": "AMOUNT",
+          "number": "NUMBER", "code": "CODE", "system": "SYSTEM"}
+_STOP = frozenset(["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "being", "this", "that", "these", "those", "it", "its", "we", "our", "us", "you", "your", "they", "their", "them", "he", "she", "his", "her", "i", "me", "my", "will", "would", "can", "could", "should", "may", "might", "must", "has", "have", "had", "do", "does", "did", "not", "no", "so", "than", "then", "there", "here", "when", "while", "during", "after", "before", "about", "into", "over", "under", "up", "down", "out", "off", "all", "any", "each", "some", "more", "most", "less", "also", "just", "only", "very", "such", "which", "who", "whom", "what", "where", "why", "how", "per", "approximately", "around", "since", "until"])
+
+
+@dataclass
+class Placeholders:
+    """A text with its facts replaced by typed tokens, and the way back."""
+
+    text: str
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> exact fact text
+    statements: list[str] = field(default_factory=list)  # facts kept as words ("no downtime")
+
+    def restore(self, text: str) -> str:
+        """Put the exact fact strings back in place of their tokens."""
+        restored = TOKEN_RE.sub(lambda m: self.tokens.get(m.group(0), m.group(0)), text)
+        return re.sub(r"\b(\w+)( \1\b)+", r"\1", restored)  # "projects projects" after a token that held the noun
+
+
+def to_placeholders(text: str) -> Placeholders:
+    """Replace every fact of ``text`` by a typed token; the same fact text always gets the same token."""
+    result = Placeholders(text="")
+    by_text: dict[str, str] = {}
+    counters: dict[str, int] = {}
+    pieces: list[str] = []
+    position = 0
+    for fact in extract_facts(text):
+        if fact.kind == "statement":
+            result.statements.append(fact.text)
+            continue
+        if fact.text not in by_text:
+            label = _LABEL[fact.kind]
+            counters[label] = counters.get(label, 0) + 1
+            by_text[fact.text] = f"[{label}{counters[label]}]"
+            result.tokens[by_text[fact.text]] = fact.text
+        pieces += [text[position:fact.start], by_text[fact.text]]
+        position = fact.end
+    result.text = "".join(pieces) + text[position:]
+    return result
+
+
+def token_problems(output: str, placeholders: Placeholders) -> tuple[list[str], list[str], list[str]]:
+    """Missing tokens, unknown tokens, and tokens used more than three times."""
+    used = [m.group(0) for m in TOKEN_RE.finditer(output)]
+    missing = [t for t in placeholders.tokens if t not in used]
+    unknown = sorted({t for t in used if t not in placeholders.tokens})
+    overused = sorted({t for t in used if used.count(t) > 3})
+    return missing, unknown, overused
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9][a-z0-9'%.-]*[a-z0-9%]|[a-z0-9]", text.lower())
+
+
+def copy_ratio(draft: str, rewrite: str, n: int = 5) -> float:
+    """Share of the draft's word n-grams found in the rewrite (1.0 = a copy, 0 = all new words)."""
+    a, b = _words(draft), _words(rewrite)
+    grams = {tuple(a[i:i + n]) for i in range(len(a) - n + 1)}
+    if not grams:
+        return 0.0
+    found = {tuple(b[i:i + n]) for i in range(len(b) - n + 1)}
+    return round(len(grams & found) / len(grams), 3)
+
+
+def _stems(text: str) -> set[str]:
+    """Content-word stems (first five letters), without tokens or stop words."""
+    plain = TOKEN_RE.sub(" ", text)
+    return {w[:5] for w in _words(plain) if w not in _STOP and not w[0].isdigit() and len(w) > 2}
+
+
+@dataclass
+class AttributionFlag:
+    """A restored fact whose rewritten sentence is not about the same thing as its draft sentence."""
+
+    token: str
+    fact: str
+    rewrite_sentence: str
+    draft_sentence: str
+
+
+def attribution_flags(draft_ph: str, output_ph: str, placeholders: Placeholders) -> list[AttributionFlag]:
+    """Flag tokens placed in a sentence about something else than in the draft."""
+    draft_sentences = sentences(draft_ph)
+    flags: list[AttributionFlag] = []
+    for out_sentence in sentences(output_ph):
+        out_stems = _stems(out_sentence)
+        out_tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(out_sentence)))
+        for token in out_tokens:
+            if token not in placeholders.tokens:
+                continue
+            home = [s for s in draft_sentences if token in s]
+            if not home:
+                continue
+            # Shared words, plus other facts that sat with this one in the draft: both say "same event".
+            own = max(len(out_stems & _stems(s)) + sum(t in s for t in out_tokens if t != token) for s in home)
+            # Draft sentences holding none of this sentence's facts: a merged sentence is not misattribution.
+            others = [len(out_stems & _stems(s)) for s in draft_sentences if not any(t in s for t in out_tokens)]
+            if own == 0 or (others and max(others) >= own + 2):
+                best = max(home, key=lambda s: len(out_stems & _stems(s)))
+                flags.append(AttributionFlag(token, placeholders.tokens[token],
+                                             placeholders.restore(out_sentence), placeholders.restore(best)))
+    return flags
+
+
+def fact_sentence(text: str, fact: str) -> str | None:
+    """The first sentence of ``text`` that holds ``fact``."""
+    return next((s for s in sentences(text) if fact in s), None)
+
+
+def facts_of(text: str) -> list[Fact]:
+    """The draft's facts, each text once (first occurrence)."""
+    seen: dict[str, Fact] = {}
+    for fact in extract_facts(text):
+        seen.setdefault(fact.text, fact)
+    return list(seen.values())

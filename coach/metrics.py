@@ -23,7 +23,7 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s?(milliseconds?|ms|seconds?|secs?|s|minute
 _MONEY = re.compile(r"([$€£])\s?(\d[\d,]*(?:\.\d+)?)\s?([kKmM]|thousand|million)?")
 _PER_HOUR = re.compile(r"(?:an?|per|/)\s?(?:hour|hr|h)\b", re.I)
 _PEOPLE = re.compile(r"(\d[\d,]*)\s+(?:staff|employees|people|users|customers|agents|stores)\b", re.I)
-_UPTIME = re.compile(r"(\d+(?:\.\d+)?)\s?%\s*(?:uptime|availability|available)|(?:uptime|availability)\s+(?:of\s+)?(\d+(?:\.\d+)?)\s?%", re.I)
+_UPTIME = re.compile(r"(\d+(?:\.\d+)?)\s?%\s*(?:uptime|availability|available)|(?:uptime|availability)\s+(?:(?:of|was|is|at|reached|hit)\s+){0,2}(\d+(?:\.\d+)?)\s?%", re.I)
 
 
 class BusinessFigures(BaseModel):

@@ -102,6 +102,7 @@ class ChatReply(BaseModel):
 
     answer: str
     citations: list[Citation] = Field(default_factory=list)
+    passages: list[Citation] = Field(default_factory=list)  # everything offered to the model, cited or not
     dropped_citations: list[int] = Field(default_factory=list)
     grounded: bool = True
     flags: list[str] = Field(default_factory=list)
@@ -352,7 +353,7 @@ class ChatService:
         """Passages relevant to the message (and the leader's previous one, for short follow-ups)."""
         started = time.perf_counter()
         previous = [m.content for m in conversation.messages if m.role == "user"][-1:]
-        query = " ".join([*previous, text]) if len(text.split()) < 12 else text
+        query = " ".join([*previous, text]) if is_follow_up(text) else text
         found = self.index.query(query, k=RETRIEVE_K_SMALL if self.small else RETRIEVE_K)
         covered = bool(found) and max(p.score for p in found) >= MIN_COVERAGE_SCORE
         passages = [p for p in found if p.score >= MIN_PASSAGE_SCORE] if covered else []
@@ -374,7 +375,8 @@ class ChatService:
             on_token(NOT_COVERED_NOTE)
         generation = self.generate(messages, on_token, local_extra=SMALL_MODEL_SAMPLING)
         answer, citations, dropped = check_citations(complete_sentences(generation), passages)
-        reply = ChatReply(answer=answer, citations=citations, dropped_citations=dropped, grounded=bool(passages))
+        reply = ChatReply(answer=answer, citations=citations, dropped_citations=dropped, grounded=bool(passages),
+                          passages=[citation_for(n, p) for n, p in enumerate(passages, 1)])
         if dropped:
             reply.flags.append(f"removed citations to passages that were not retrieved: {dropped}")
         if not passages:
@@ -415,6 +417,16 @@ class ChatService:
         from coach.roleplay import debrief
 
         return debrief(self, conversation)
+
+
+FOLLOW_UP_RE = re.compile(r"^(and|but|also|what about|how about|what if)\b", re.IGNORECASE)
+
+
+def is_follow_up(text: str) -> bool:
+    """A short continuation ("And to the board?") that needs the previous question to be retrieved well."""
+    # Only very short or explicitly continuing messages: a new off-topic question must not borrow the
+    # previous question's coverage (measured: "What is the best Kubernetes ingress controller?" did).
+    return len(text.split()) <= 5 or bool(FOLLOW_UP_RE.match(text.strip()))
 
 
 def new_session_id() -> str:

@@ -105,6 +105,7 @@ def test_every_citation_maps_to_a_retrieved_passage(settings: Any) -> None:
         assert citation.source == PASSAGES[citation.n - 1].source
     assert reply.citations[2].doc_id == "acme-vision"  # organisation documents are cited like essays
     assert reply.dropped_citations == [7, 9]
+    assert [p.text for p in reply.passages] == [p.text for p in PASSAGES]
     assert "[7]" not in reply.answer and "9" not in reply.answer
     assert reply.flags
 
@@ -397,3 +398,11 @@ def test_small_model_gets_fewer_passages(settings: Any) -> None:
     large, large_fake = make_service(settings, PASSAGES * 2, small=False)
     large.turn(Conversation(), "How do I report uptime to the CFO?")
     assert "[4]" in block(last_user(large_fake.calls[0]), "PASSAGES")
+
+
+def test_a_new_off_topic_question_does_not_borrow_the_previous_one(settings: Any) -> None:
+    service, _ = make_service(settings)
+    conversation = Conversation()
+    service.turn(conversation, "How do I explain last week's outage to the COO?")
+    service.turn(conversation, "What is the best Kubernetes ingress controller?")
+    assert service.index.queries[1] == "What is the best Kubernetes ingress controller?"  # type: ignore[attr-defined]

@@ -89,6 +89,7 @@ def reply_json(conversation: Conversation, reply: ChatReply | None, report: Debr
         out.update(reply.model_dump(include={"answer", "dropped_citations", "grounded", "flags", "debrief_due",
                                              "model", "timings"}))
         out["citations"] = [c.model_dump() for c in reply.citations]
+        out["passages"] = [c.model_dump() for c in reply.passages]
     if report is not None:
         out["debrief"] = report.model_dump()
     return out

@@ -28,6 +28,7 @@ from coach.facts import invented_figures
 from coach.feedback import FeedbackContext, build_feedback
 from coach.metrics import translate
 from coach.models import ChatModelHandle, open_chat_model
+from coach.plain import plain_words
 from coach.rewrite_models import (
     AUDIENCES,
     KINDS,
@@ -43,7 +44,7 @@ from coach.rewrite_models import (
 )
 from coach.rewrite_strategies import ProgressSink, StrategyResult, TokenSink, rewrite_small, rewrite_strong
 from coach.tokens import count_tokens
-from coach.verify import attribution_flags, copy_ratio, fact_sentence, facts_of, to_placeholders
+from coach.verify import Placeholders, attribution_flags, copy_ratio, fact_sentence, facts_of, to_placeholders
 
 if TYPE_CHECKING:
     from coach.index import Passage as IndexPassage
@@ -111,14 +112,16 @@ def _scores(text: str) -> Scores:
 
 
 def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cleaned: str, facts: list[str],
-              on_token: TokenSink | None, on_progress: ProgressSink | None) -> tuple[str, StrategyResult]:
+              on_token: TokenSink | None, on_progress: ProgressSink | None
+              ) -> tuple[str, StrategyResult, Placeholders | None]:
     persona, kind_word = AUDIENCES[request.audience], KINDS[kind]
     if handle.profile.small:
         placeholders = to_placeholders(cleaned)
+        placeholders.text = plain_words(placeholders.text)
         result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress)
-        return placeholders.restore(result.best.text), result
+        return placeholders.restore(result.best.text), result, placeholders
     result = rewrite_strong(handle, persona, kind_word, cleaned, facts, request.supplied_facts, on_token, on_progress)
-    return result.best.text, result
+    return result.best.text, result, None
 
 
 def _fallback(rewrite: str, cleaned: str, missing: list[str]) -> tuple[str, list[Flag]]:
@@ -150,11 +153,10 @@ def _verify(draft: str, cleaned: str, rewrite: str, facts: list[str], supplied: 
     return report, flags
 
 
-def _attribution(cleaned: str, model_text: str, handle: ChatModelHandle) -> list[Flag]:
+def _attribution(model_text: str, placeholders: Placeholders | None) -> list[Flag]:
     """Facts the small model put in a sentence about something else (only the small strategy has tokens)."""
-    if not handle.profile.small:
+    if placeholders is None:
         return []
-    placeholders = to_placeholders(cleaned)
     return [Flag(kind="attribution",
                  message=f'"{f.fact}" may be attached to the wrong event; '
                          f'in the draft it belongs to: "{f.draft_sentence}"',
@@ -189,9 +191,9 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     passages, retrieval_ms = _retrieve(settings, draft)
     handle = handle or open_chat_model(settings)
     _progress(on_progress, "writing")
-    rewrite, strategy = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
+    rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
     _progress(on_progress, "checking")
-    flags = _attribution(cleaned, strategy.best.text, handle)
+    flags = _attribution(strategy.best.text, placeholders)
     report, fact_flags = _verify(draft, cleaned, rewrite, facts, request.supplied_facts, translations)
     rewrite, fallback_flags = _fallback(rewrite, cleaned, report.missing)
     rewrite = _append_translations(rewrite, translations)

@@ -240,3 +240,12 @@ def test_tokens_stream_with_facts_already_restored() -> None:
 ])
 def test_kind_detection(text: str, kind: str) -> None:
     assert detect_kind(text) == kind
+
+
+def test_plain_words_replace_jargon_but_never_a_token_or_a_fact() -> None:
+    from coach.plain import plain_words
+
+    text = "An API timeout hit the writer database at [TIME1]; an hour of latency from the CDN [SYSTEM1]."
+    plain = plain_words(text)
+    assert plain == ("An interface time limit hit the main data store at [TIME1]; an hour of delay from the "
+                     "content network [SYSTEM1].")

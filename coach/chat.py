@@ -256,9 +256,22 @@ def passages_block(passages: Sequence[Passage]) -> str:
     return data_block("PASSAGES", "\n\n".join(parts))
 
 
+def drop_repeated_sentences(text: str) -> str:
+    """Remove sentences the answer already said (the 1.5B model sometimes loops on a paragraph)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for piece in re.split(r"(?<=[.!?])(?=\s)", text):
+        key = " ".join(re.findall(r"[a-z0-9]+", piece.lower()))
+        if key and key in seen and len(key.split()) >= 4:
+            continue
+        seen.add(key)
+        out.append(piece)
+    return re.sub(r"\n{3,}", "\n\n", "".join(out)).strip()
+
+
 def complete_sentences(generation: Any) -> str:
-    """The answer, cut back to its last full sentence when the model ran out of tokens mid-sentence."""
-    text = str(generation.text).strip()
+    """The answer without repeated sentences, cut back to its last full sentence if it ran out of tokens."""
+    text = drop_repeated_sentences(str(generation.text).strip())
     if getattr(generation, "finish_reason", None) != "length":
         return text
     ends = [m.end() for m in re.finditer(r"[.!?](?:\[\d+\])*[\"')\]]?(?=\s|$)", text)]

@@ -406,3 +406,12 @@ def test_a_new_off_topic_question_does_not_borrow_the_previous_one(settings: Any
     service.turn(conversation, "How do I explain last week's outage to the COO?")
     service.turn(conversation, "What is the best Kubernetes ingress controller?")
     assert service.index.queries[1] == "What is the best Kubernetes ingress controller?"  # type: ignore[attr-defined]
+
+
+def test_a_looping_answer_loses_its_repeated_sentences(settings: Any) -> None:
+    service, fake = make_service(settings)
+    loop = "Lead with what the migration saves [1]. Name an owner and a date.\n\n"
+    fake.enqueue("Start with the business goal. " + loop * 4)
+    reply = service.turn(Conversation(), "How do I pitch the migration?")
+    expected = "Start with the business goal. Lead with what the migration saves [1]. Name an owner and a date."
+    assert reply.answer == expected

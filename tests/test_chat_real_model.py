@@ -33,6 +33,8 @@ def timed_turn(service: ChatService, conversation: Conversation, message: str) -
     reply = service.turn(conversation, message, on_token=lambda _t: first or first.append(time.perf_counter()))
     total = time.perf_counter() - started
     print(f"turn: first token {first[0] - started:.1f} s, total {total:.1f} s, {len(reply.answer.split())} words")
+    print(f"  > {message}\n  < {reply.answer}")
+    print(f"  cited {[c.n for c in reply.citations]}, dropped {reply.dropped_citations}")
     return first[0] - started, total, reply.answer
 
 

@@ -32,6 +32,8 @@ ENV_NAMES: dict[str, str] = {
     "threads": "COACH_THREADS",
     "request_timeout_s": "COACH_TIMEOUT",
     "max_retries": "COACH_MAX_RETRIES",
+    "trusted_user_header": "COACH_TRUSTED_USER_HEADER",
+    "user": "COACH_USER",
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,9 @@ class Settings(BaseModel):
     threads: int = 2
     request_timeout_s: float = 120.0
     max_retries: int = 2
+    # Only behind a reverse proxy that sets this header itself (see coach/identity.py and docs/deployment.md).
+    trusted_user_header: str | None = None
+    user: str | None = None  # CLI scoping (`--user`/COACH_USER): act on this user's sessions only
     corpus_dir: Path = PROJECT_ROOT / "corpus"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
 

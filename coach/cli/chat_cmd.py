@@ -11,10 +11,12 @@ import json
 import sys
 from typing import Any
 
-from coach.chat import ChatReply, ChatService, Conversation, load_conversation, save_conversation
-from coach.config import load_settings
-from coach.errors import CoachError, InputError
+from coach.chat import ChatReply, ChatService, Conversation, from_session, new_session_id, to_session_fields
+from coach.config import Settings, load_settings
+from coach.errors import CoachError, InputError, StorageError
 from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
+from coach.session_models import Session
+from coach.sessions import SessionStore
 
 HELP = """Commands:
   /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
@@ -34,12 +36,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--session", help="continue a saved chat or role-play by id")
     parser.add_argument("--debrief", action="store_true", help="debrief the role-play (after --message if given)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (one-shot only)")
+    parser.add_argument("--user", help="save and continue sessions as this user's (default: COACH_USER)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one-shot or interactive chat."""
-    service = ChatService(load_settings())
+    service = ChatService(load_settings(user=args.user))
     conversation = initial_conversation(service, args)
     if args.message is None and not args.debrief:
         return interactive(service, conversation)
@@ -58,6 +61,26 @@ def initial_conversation(service: ChatService, args: argparse.Namespace) -> Conv
     if args.scenario:
         raise InputError("--scenario needs --persona.", hint=f"Choose a persona: {', '.join(PERSONAS)}.")
     return Conversation()
+
+
+# coach.chat's save_conversation/load_conversation use an unscoped store; these two scope it to the user
+# (`--user`/COACH_USER; none: everything, as before) until coach.chat takes a user itself.
+def load_conversation(settings: Settings, session_id: str) -> Conversation:
+    """A saved chat or role-play of this user, ready to continue."""
+    session = SessionStore(settings, user_id=settings.user).get(session_id.strip())
+    if session is None:
+        raise StorageError(f"No session {session_id}.", hint="`coach sessions list` shows the ids.")
+    return from_session(session)
+
+
+def save_conversation(settings: Settings, conversation: Conversation) -> str:
+    """Save (or update) the conversation as this user's session, keeping its rating and notes; returns its id."""
+    store = SessionStore(settings, user_id=settings.user)
+    conversation.session_id = conversation.session_id or new_session_id()
+    existing = store.get(conversation.session_id)
+    base = existing.model_dump() if existing is not None else {"id": conversation.session_id}
+    store.save(Session.model_validate({**base, **to_session_fields(conversation)}))
+    return conversation.session_id
 
 
 def one_shot(service: ChatService, conversation: Conversation, args: argparse.Namespace) -> int:

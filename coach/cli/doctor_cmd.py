@@ -29,6 +29,8 @@ class DoctorReport(BaseModel):
     model: str
     base_url: str | None = None
     corpus: dict[str, int] | None = None
+    chroma: dict[str, Any] | None = None  # {url, ok} when COACH_CHROMA_URL is set
+    database: dict[str, Any] | None = None  # {kind: sqlite|postgresql, ok}; never the URL (it holds a password)
     data_dir: str
     model_file_verified: bool | None = None
     ping_ms: float | None = None
@@ -61,6 +63,8 @@ def diagnose(settings: Settings) -> DoctorReport:
     report = DoctorReport(backend=settings.backend, model=settings.model_label, data_dir=str(settings.data_dir),
                           base_url=settings.base_url if settings.backend == "compatible" else None)
     _check_data_dir(settings, report)
+    _check_chroma(settings, report)
+    _check_database(settings, report)
     _check_corpus(settings, report)
     if settings.backend == "local":
         _check_model_file(settings, report)
@@ -78,6 +82,36 @@ def _check_data_dir(settings: Settings, report: DoctorReport) -> None:
     except OSError as exc:
         report.problems.append(f"The data folder {settings.data_dir} is not writable ({exc.strerror or exc}); "
                                "set COACH_DATA_DIR to a writable folder.")
+
+
+def _check_chroma(settings: Settings, report: DoctorReport) -> None:
+    """Heartbeat the Chroma server (embedded index: nothing to reach)."""
+    if not settings.chroma_url:
+        return
+    report.chroma = {"url": settings.chroma_url, "ok": False}
+    try:
+        from coach.index import _client  # the one place that turns COACH_CHROMA_URL into a client
+
+        _client(settings).heartbeat()
+        report.chroma["ok"] = True
+    except CoachError as exc:
+        report.problems.append(str(exc))
+    except Exception as exc:  # the doctor must report, not crash
+        report.problems.append(f"The Chroma server at {settings.chroma_url} cannot be reached ({type(exc).__name__}); "
+                               "start it (`chroma run`) or fix COACH_CHROMA_URL.")
+
+
+def _check_database(settings: Settings, report: DoctorReport) -> None:
+    """Open (and migrate) the session database; report its kind, never its URL."""
+    from coach.sessions import database_url, open_database
+
+    report.database = {"kind": "sqlite" if settings.database_url is None else "postgresql", "ok": False}
+    try:
+        report.database["kind"] = "postgresql" if database_url(settings).drivername.startswith("postgres") else "sqlite"
+        open_database(settings)
+        report.database["ok"] = True
+    except CoachError as exc:  # StorageError/ConfigError messages show the URL with its password hidden
+        report.problems.append(str(exc))
 
 
 def _check_corpus(settings: Settings, report: DoctorReport) -> None:
@@ -137,6 +171,8 @@ def _print_human(report: DoctorReport) -> None:
         f"backend      {report.backend} ({report.model})",
         f"server       {report.base_url or '-'}",
         f"data folder  {report.data_dir}",
+        f"chroma       {_reach(report.chroma, 'url') if report.chroma else 'embedded'}",
+        f"database     {_reach(report.database, 'kind') if report.database else '-'}",
         f"corpus       {json.dumps(report.corpus) if report.corpus is not None else 'unavailable'}",
         f"model file   {_verified(report.model_file_verified)}",
         f"ping         {f'{report.ping_ms:.0f} ms' if report.ping_ms is not None else '-'}",
@@ -145,6 +181,10 @@ def _print_human(report: DoctorReport) -> None:
     lines += [f"problem      {problem}" for problem in report.problems]
     lines.append("ok" if report.ok else "NOT OK")
     print("\n".join(lines))
+
+
+def _reach(check: dict[str, Any], name: str) -> str:
+    return f"{check[name]} ({'reachable' if check['ok'] else 'NOT reachable'})"
 
 
 def _verified(value: bool | None) -> str:

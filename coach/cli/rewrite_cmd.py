@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
                         help='a business figure to use, e.g. "downtime costs $12,000 an hour" (repeatable)')
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.add_argument("--no-save", action="store_true", help="do not save the session")
+    parser.add_argument("--user", help="save the session as this user's (default: COACH_USER)")
     parser.set_defaults(run=run)
 
 
@@ -47,11 +48,11 @@ def read_input(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Rewrite, stream to stderr when interactive, print the report or JSON."""
-    settings = load_settings()
+    settings = load_settings(user=args.user)
     request = RewriteRequest(draft=read_input(args.file), audience=args.audience, kind=args.kind,
                              supplied_facts=args.fact)
     live = sys.stderr.isatty() and not args.json
-    store = None if args.no_save else SessionStore(settings)
+    store = None if args.no_save else SessionStore(settings, user_id=settings.user)
     result = rewrite_draft(
         settings, request, store=store,
         on_token=(lambda t: print(t, end="", file=sys.stderr, flush=True)) if live else None,

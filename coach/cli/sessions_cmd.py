@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
     stats = actions.add_parser("stats", help="progress per week: scores before/after, principles flagged")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=run_stats)
+    for action in actions.choices.values():
+        action.add_argument("--user", help="act on this user's sessions only (default: COACH_USER, else all)")
 
 
 def _register_list(actions: Any) -> None:
@@ -75,8 +77,9 @@ def _query(args: argparse.Namespace, limit: int | None = None) -> SessionQuery:
                         principle=args.principle, limit=limit or None)
 
 
-def _store() -> SessionStore:
-    return SessionStore(load_settings())
+def _store(args: argparse.Namespace) -> SessionStore:
+    settings = load_settings(user=args.user)
+    return SessionStore(settings, user_id=settings.user)
 
 
 def _clean(text: str) -> str:
@@ -94,7 +97,7 @@ def _summary(session: Session) -> dict[str, Any]:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print matching sessions, newest first."""
-    sessions = _store().list(_query(args, args.limit))
+    sessions = _store(args).list(_query(args, args.limit))
     if args.json:
         print(json.dumps([_summary(s) for s in sessions], ensure_ascii=False, indent=2))
         return 0
@@ -115,7 +118,7 @@ def _get(store: SessionStore, session_id: str) -> Session:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one session as Markdown or JSON."""
-    session = _get(_store(), args.id)
+    session = _get(_store(args), args.id)
     print(session.model_dump_json(indent=2) if args.json else _clean_block(session_markdown(session)))
     return 0
 
@@ -128,7 +131,7 @@ def run_export(args: argparse.Namespace) -> int:
     """Export the given sessions (or --all matching the filters) to stdout or --out."""
     if bool(args.ids) == bool(args.all):
         raise InputError("Name the sessions to export, or pass --all.", hint="e.g. `coach sessions export --all`.")
-    store = _store()
+    store = _store(args)
     data = store.export(args.ids if args.ids else _query(args), args.format)
     if args.out is None:
         sys.stdout.write(data)
@@ -148,14 +151,14 @@ def run_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read {args.file}: {exc}.",
                          hint="Pass a file written by `coach sessions export --format json`.") from None
-    ids = _store().import_json(data)
+    ids = _store(args).import_json(data)
     print(f"imported {len(ids)} session{'s' if len(ids) != 1 else ''}")
     return 0
 
 
 def run_delete(args: argparse.Namespace) -> int:
     """Delete one session after confirmation (a TTY prompt, or --yes)."""
-    store = _store()
+    store = _store(args)
     session = _get(store, args.id)
     if not args.yes:
         if not sys.stdin.isatty():
@@ -171,7 +174,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     """Print progress per week."""
-    stats = _store().stats()
+    stats = _store(args).stats()
     print(stats.model_dump_json(indent=2) if args.json else _stats_text(stats))
     return 0
 

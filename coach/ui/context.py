@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from coach.config import Settings, load_settings
+from coach.identity import SignInRequired, current_user, oidc_configured
 from coach.sessions import DraftStore, SessionStore
 
 OVERRIDES_KEY = "coach_settings"
@@ -34,14 +35,26 @@ def current_settings() -> Settings:
     return load_settings(**overrides())
 
 
+def signed_in_user(settings: Settings) -> str | None:
+    """This request's user (None in single-user mode); otherwise a sign-in prompt and the page stops here."""
+    try:
+        return current_user(settings)
+    except SignInRequired as error:
+        st.warning(str(error))
+        if oidc_configured(st.user.to_dict()):
+            st.button("Sign in", on_click=st.login)
+        st.stop()
+        raise  # st.stop() raises; this line only tells type checkers the function ends here
+
+
 def session_store(settings: Settings) -> SessionStore:
-    """The saved sessions."""
-    return SessionStore(settings)
+    """The saved sessions of this request's user (everyone's in single-user mode)."""
+    return SessionStore(settings, user_id=signed_in_user(settings))
 
 
 def draft_store(settings: Settings) -> DraftStore:
-    """Autosaved drafts and chat inputs."""
-    return DraftStore(settings)
+    """This request's user's autosaved drafts and chat inputs."""
+    return DraftStore(settings, user_id=signed_in_user(settings))
 
 
 def prepare_model(settings: Settings) -> None:

@@ -19,6 +19,11 @@ from pydantic import BaseModel
 from coach.errors import InputError, InputTooLarge
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# A .docx is a zip: 5 MB of it can inflate to gigabytes (a zip bomb). The sizes the archive declares bound what
+# zipfile will inflate, so they are checked before python-docx reads anything. Real Word XML compresses ~5-20x.
+MAX_DOCX_UNPACKED_BYTES = 20 * 1024 * 1024
+MAX_DOCX_RATIO = 100
+MAX_DOCX_MEMBERS = 2000
 SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf", ".docx")
 # Invisible or direction-changing characters: zero-width, bidi embeddings/isolates, word joiners, BOM, tags.
 _HIDDEN = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
@@ -91,6 +96,7 @@ def _docx_text(filename: str, data: bytes, warnings: list[str]) -> str:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise InputError(f"{filename} is not a Word (.docx) file.",
                          hint="Save it as .docx, or upload it as .pdf or .txt.")
+    _check_unpacked_size(filename, data)
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -109,6 +115,18 @@ def _docx_text(filename: str, data: bytes, warnings: list[str]) -> str:
     if hidden:
         warnings.append(f"Removed {hidden} run(s) of text marked hidden in the Word document.")
     return "\n\n".join(lines)
+
+
+def _check_unpacked_size(filename: str, data: bytes) -> None:
+    """Refuse a .docx whose parts would inflate past the limits (checked from the zip directory, before parsing)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+    unpacked = sum(member.file_size for member in members)
+    inflated = any(m.file_size > 2**20 and m.file_size > MAX_DOCX_RATIO * max(m.compress_size, 1) for m in members)
+    if len(members) > MAX_DOCX_MEMBERS or unpacked > MAX_DOCX_UNPACKED_BYTES or inflated:
+        raise InputTooLarge(f"{filename} unpacks to {unpacked / 1e6:,.0f} MB in {len(members)} parts, more than a "
+                            f"Word document should (limit {MAX_DOCX_UNPACKED_BYTES // 2**20} MB).",
+                            hint="Re-save it in Word, or upload it as .pdf or .txt.")
 
 
 def _clean(text: str, warnings: list[str]) -> str:

@@ -125,6 +125,8 @@ def validate_message(message: str | None) -> str:
         raise InputError("The message is empty.", hint="Type what you want to talk about.")
     if "\x00" in text:
         raise InputError("The message contains binary data.", hint="Paste plain text.")
+    if not text.isascii() and not _encodable(text):  # lone surrogates: invalid UTF-8 bytes from a terminal
+        raise InputError("The message is not valid UTF-8 text.", hint="Type or paste it again as plain text.")
     if len(text) > MAX_MESSAGE_CHARS or count_tokens(text) > MAX_MESSAGE_TOKENS:
         raise InputTooLarge(
             f"The message is longer than the limit of {MAX_MESSAGE_TOKENS} tokens (about "
@@ -132,6 +134,15 @@ def validate_message(message: str | None) -> str:
             hint="Shorten it, or paste only the part you want to discuss.",
         )
     return text
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` can be stored as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---- memory ------------------------------------------------------------------------------------------

@@ -77,8 +77,13 @@ def validate_draft(draft: str) -> str:
         raise InputError("The draft is empty.", hint="Paste the text you want rewritten.")
     if "\x00" in text or sum(not ch.isprintable() and ch not in "\n\t" for ch in text) > max(10, len(text) // 50):
         raise InputError("The draft contains binary data.", hint="Paste plain text.")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates: invalid UTF-8 bytes from a terminal
+        raise InputError("The draft is not valid UTF-8 text.", hint="Save it as UTF-8 and try again.")
+    if len(text) > MAX_DRAFT_BYTES:  # checked before tokenising: a megabyte-long paste takes seconds to count
+        raise InputTooLarge(f"The draft is {len(text):,} characters, far over the limit of {MAX_DRAFT_TOKENS:,} "
+                            "tokens (about 1,100 words).", hint="Split it and rewrite one part at a time.")
     tokens = count_tokens(text)
-    if tokens > MAX_DRAFT_TOKENS or len(text) > MAX_DRAFT_BYTES:
+    if tokens > MAX_DRAFT_TOKENS:
         raise InputTooLarge(f"The draft is {tokens:,} tokens; the limit is {MAX_DRAFT_TOKENS:,} (about 1,100 words).",
                             hint="Split it and rewrite one part at a time.")
     return text

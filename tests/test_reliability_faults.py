@@ -125,7 +125,7 @@ def test_rewrite_cli_fault_is_one_line_nonzero_and_saves_nothing(
     _, pattern = use_fault(openai_stub, fault, monkeypatch)
     draft = tmp_path / "draft.txt"
     draft.write_text(DRAFT, encoding="utf-8")
-    code, out, err, elapsed = run_cli(capsys, "rewrite", str(draft))
+    code, _, err, elapsed = run_cli(capsys, "rewrite", str(draft))
     assert_clean_failure(code, err, pattern)
     assert draft.read_text(encoding="utf-8") == DRAFT
     assert session_count() == 0

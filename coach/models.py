@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -411,9 +412,21 @@ def _map_status(exc: BaseException, handle: ChatModelHandle) -> ModelError | Non
                           "(HTTP 404).", hint="Set COACH_MODEL to a model that server has.")
     if code >= 500:
         return ModelUnavailable(f"The model server at {handle.host} failed (HTTP {code}).", hint=_fix_hint(handle))
-    detail = str(getattr(exc, "message", ""))[:200]
+    detail = _redacted(str(getattr(exc, "message", "")), handle)[:200]
     return ModelError(f"The model server at {handle.host} refused the request (HTTP {code}): {detail}",
                       hint="Shorten the input or check the model settings.")
+
+
+_KEY_LIKE = re.compile(r"(?i)\b(?:sk-|bearer\s+)[^\s\"',.]{6,}")
+
+
+def _redacted(text: str, handle: ChatModelHandle) -> str:
+    """A server's error text without the key in use or anything shaped like a key (servers echo keys)."""
+    key = getattr(handle.model, "openai_api_key", None)
+    secret = key.get_secret_value() if isinstance(key, SecretStr) else ""
+    if len(secret) >= 8:
+        text = text.replace(secret, "[key]")
+    return _KEY_LIKE.sub("[key]", text)
 
 
 __all__ = [

@@ -200,7 +200,7 @@ class _Redactor:
     """Replaces configured secrets (API key, database password) in text about to be stored."""
 
     def __init__(self, settings: Settings) -> None:
-        values = [s.get_secret_value() for s in (settings.openai_api_key,) if s]
+        values = [s.get_secret_value() for s in (settings.openai_api_key, settings.compatible_api_key) if s]
         if settings.database_url is not None:
             values.append(settings.database_url.get_secret_value())
             values.append(make_url(values[-1]).password or "")

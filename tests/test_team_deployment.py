@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -279,3 +280,52 @@ def test_chroma_server_gives_the_embedded_top_three(chroma_url: str, tmp_path: P
     print(f"\nbuild: embedded {timings['embedded']:.1f} s, server {timings['server']:.1f} s; "
           f"{len(CASES) - len(differences)}/{len(CASES)} identical top-3")
     assert differences == []
+
+
+# ---- two Streamlit instances behind a (simulated) trusted proxy --------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGE_WAIT_MS = 90_000
+
+
+def _open_sessions(browser: Any, url: str, user: str | None) -> Any:
+    """The Sessions page as ``user``: the browser sends the header the proxy would set (on the websocket too)."""
+    headers = {"X-Forwarded-User": user} if user else {}
+    page = browser.new_context(extra_http_headers=headers).new_page()
+    page.set_default_timeout(PAGE_WAIT_MS)
+    page.goto(f"{url}/sessions")
+    return page
+
+
+@pytest.mark.browser
+@pytest.mark.postgres
+def test_two_streamlit_instances_show_each_user_only_their_sessions(
+    chroma_url: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from browser_support import serve_app
+    from playwright.sync_api import sync_playwright
+
+    settings = load_settings(database_url=database_url)
+    SessionStore(settings, user_id="alice").save(Session(type="rewrite", title="Alice uptime report", draft="a"))
+    SessionStore(settings, user_id="bob").save(Session(type="rewrite", title="Bob vendor renewal", draft="b"))
+    for name, value in (("COACH_CHROMA_URL", chroma_url), ("COACH_DATABASE_URL", database_url),
+                        ("COACH_TRUSTED_USER_HEADER", "X-Forwarded-User")):
+        monkeypatch.setenv(name, value)
+    started = time.perf_counter()
+    with serve_app(tmp_path / "app-1", tmp_path / "app-1.log") as url1, \
+            serve_app(tmp_path / "app-2", tmp_path / "app-2.log") as url2, sync_playwright() as playwright:
+        up_s = time.perf_counter() - started
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        for url, user, own, other in ((url1, "alice", "Alice uptime report", "Bob vendor renewal"),
+                                      (url2, "bob", "Bob vendor renewal", "Alice uptime report")):
+            page = _open_sessions(browser, url, user)
+            page.get_by_text(own).first.wait_for()
+            assert page.get_by_text(other).count() == 0
+        anonymous = _open_sessions(browser, url1, None)
+        anonymous.get_by_text("This request has no X-Forwarded-User header.").wait_for()
+        assert anonymous.get_by_text("Alice uptime report").count() == 0
+        assert anonymous.get_by_text("Bob vendor renewal").count() == 0
+        browser.close()
+    print(f"\ntwo streamlit instances up in {up_s:.1f} s; browser checks {time.perf_counter() - started - up_s:.1f} s")

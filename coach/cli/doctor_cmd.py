@@ -112,6 +112,8 @@ def _check_database(settings: Settings, report: DoctorReport) -> None:
         report.database["ok"] = True
     except CoachError as exc:  # StorageError/ConfigError messages show the URL with its password hidden
         report.problems.append(str(exc))
+    except Exception as exc:  # e.g. an unwritable data folder for SQLite; never echo the URL
+        report.problems.append(f"The session database cannot be opened ({type(exc).__name__}).")
 
 
 def _check_corpus(settings: Settings, report: DoctorReport) -> None:

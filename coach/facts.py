@@ -52,7 +52,7 @@ _PATTERNS: list[tuple[FactKind, str]] = [
     ("code", r"\bHTTP[ /]?\d{3}\b|\b[45]\d{2}\s(?=errors?\b)"),
     ("number", rf"{_HEDGE}\d+/\d+(?:st|nd|rd|th)?"),
     ("code", r"\b[A-Z]{1,5}-?\d{3,}\b"),
-    ("number", rf"{_HEDGE}(?<![\w.]){_NUM}\+?(?:\s{_SCALE}\b)?(?:\s(?:new\s|total\s|unique\s|active\s)?{_UNIT}\b)?(?!\w)"),
+    ("number", rf"{_HEDGE}(?<![\w.]){_NUM}\+?(?:\s{_SCALE}\b)?(?:\s{_UNIT}\b)?(?!\w)"),
     ("number", rf"\b{_NUMBER_WORDS}\s(?:[a-z0-9]+\s)?{_UNIT}\b"),
     ("code", r"\bv?\d+\.\d+(?:\.\d+)+\b"),
     ("system", r"\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:io|com|org|net|dev|rs|co|ai|app|cloud|local|internal)\b"),

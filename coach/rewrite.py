@@ -44,7 +44,15 @@ from coach.rewrite_models import (
 )
 from coach.rewrite_strategies import ProgressSink, StrategyResult, TokenSink, rewrite_small, rewrite_strong
 from coach.tokens import count_tokens
-from coach.verify import Placeholders, attribution_flags, copy_ratio, fact_sentence, facts_of, to_placeholders
+from coach.verify import (
+    Placeholders,
+    attribution_flags,
+    copy_ratio,
+    fact_fragment,
+    fact_sentence,
+    facts_of,
+    to_placeholders,
+)
 
 if TYPE_CHECKING:
     from coach.index import Passage as IndexPassage
@@ -122,7 +130,8 @@ def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cl
     persona, kind_word = AUDIENCES[request.audience], KINDS[kind]
     if handle.profile.small:
         placeholders = to_placeholders(cleaned)
-        placeholders.text = plain_words(placeholders.text)
+        # One paragraph in, one paragraph out: the model copies the paragraph breaks it is shown.
+        placeholders.text = plain_words(re.sub(r"\s*\n+\s*", " ", placeholders.text))
         result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress)
         return placeholders.restore(result.best.text), result, placeholders
     result = rewrite_strong(handle, persona, kind_word, cleaned, facts, request.supplied_facts, on_token, on_progress)
@@ -130,17 +139,19 @@ def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cl
 
 
 def _fallback(rewrite: str, cleaned: str, missing: list[str]) -> tuple[str, list[Flag]]:
-    """Append the draft's own sentence for each fact the model dropped, marked as such."""
-    added: list[str] = []
+    """For each fact the model dropped, append the clause of the draft that holds it (plain words), marked."""
+    fragments: list[str] = []
     for fact in missing:
         sentence = fact_sentence(cleaned, fact)
-        if sentence and sentence not in added and fact not in " ".join(added):
-            added.append(sentence)
-    if not added:
+        if sentence is None or any(fact in f for f in fragments):
+            continue
+        protected = to_placeholders(fact_fragment(sentence, fact))
+        fragments.append(protected.restore(plain_words(protected.text)))
+    if not fragments:
         return rewrite, []
-    text = rewrite.rstrip() + "\n\n" + "\n".join(f"{FALLBACK_PREFIX}\u201c{s}\u201d" for s in added)
-    flags = [Flag(kind="fallback", message="The model dropped a fact; the draft's own sentence was added back.",
-                  excerpt=s) for s in added]
+    text = rewrite.rstrip() + "\n\n" + "\n".join(f"{FALLBACK_PREFIX}\u201c{f}\u201d" for f in fragments)
+    flags = [Flag(kind="fallback", message="The model dropped a fact; it was added back from your draft.",
+                  excerpt=f) for f in fragments]
     return text, flags
 
 

@@ -130,3 +130,44 @@ def facts_of(text: str) -> list[Fact]:
     for fact in extract_facts(text):
         seen.setdefault(fact.text, fact)
     return list(seen.values())
+
+
+_CLAUSE_BREAK = re.compile(r"[;:()]|,\s|\s[-–—]\s")
+
+
+def _word_cut(text: str, count: int, from_end: bool) -> int:
+    """Offset in ``text`` that keeps ``count`` words from its end (or start)."""
+    spans = [m.span() for m in re.finditer(r"\S+", text)]
+    if count >= len(spans):
+        return 0 if from_end else len(text)
+    if count <= 0:
+        return len(text) if from_end else 0
+    return spans[-count][0] if from_end else spans[count - 1][1]
+
+
+def fact_fragment(sentence: str, fact: str, max_words: int = 16) -> str:
+    """The clause of ``sentence`` holding ``fact``, widened to a few words of context, cut to ``max_words``."""
+    start = sentence.find(fact)
+    if start < 0:
+        return sentence
+    end = start + len(fact)
+    cuts = [m.span() for m in _CLAUSE_BREAK.finditer(sentence) if m.end() <= start or m.start() >= end]
+    lefts = sorted({0, *(b for _, b in cuts if b <= start)})
+    rights = sorted({len(sentence), *(a for a, _ in cuts if a >= end)})
+    left, right = lefts.pop(), rights.pop(0)
+    want = len(fact.split()) + 5
+    while len(sentence[left:right].split()) < want and (lefts or rights):
+        if rights and (len(sentence[end:right].split()) <= len(sentence[left:start].split()) or not lefts):
+            right = rights.pop(0)
+        elif lefts:
+            left = lefts.pop()
+    spare = max(0, max_words - len(fact.split()))
+    before, after = sentence[left:start], sentence[end:right]
+    keep_after = min(len(after.split()), max(spare // 2, spare - len(before.split())))
+    keep_before = min(len(before.split()), spare - keep_after)
+    new_left = left + _word_cut(before, keep_before, from_end=True)
+    new_right = end + _word_cut(after, keep_after, from_end=False)
+    fragment = sentence[new_left:new_right].strip(" ,;:.(")
+    opened = "…" if sentence[:new_left].strip() else ""
+    closed = "…" if sentence[new_right:].strip(" .") else ""
+    return f"{opened}{fragment}{closed}"

@@ -272,14 +272,26 @@ def add_user_document(settings: Settings, filename: str, data: bytes) -> Documen
     lines = ["+++", f"id = {_toml_string(doc_id)}", f"title = {_toml_string(Path(filename).stem)}",
              f"source = {_toml_string(Path(filename).name)}", 'origin = "organisation"',
              "warnings = [" + ", ".join(_toml_string(w) for w in extracted.warnings) + "]", "+++", "", ""]
-    folder = settings.user_docs_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{doc_id}.md"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + extracted.text)
-    os.replace(tmp, target)
+    target = settings.user_docs_dir / f"{doc_id}.md"
+    _write_atomically(target, "\n".join(lines) + extracted.text)
     return read_document(target, "organisation")
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write via a temporary file and rename: a full or read-only disk leaves the old file and no debris."""
+    tmp: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CorpusError(f"Cannot save {target.name} in {target.parent}: {exc.strerror or exc}.",
+                          hint="Check the data folder's free space and permissions, then add the document again.") \
+            from None
 
 
 def remove_user_document(settings: Settings, doc_id: str) -> None:

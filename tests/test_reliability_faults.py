@@ -15,7 +15,7 @@ import pytest
 from openai_stub import Behaviour, OpenAIStub, cut, ok, stall, status
 
 from coach import models
-from coach.chat import ChatService, Conversation, load_conversation, save_conversation
+from coach.chat import ChatMessage, ChatService, Conversation, load_conversation, save_conversation
 from coach.cli import main
 from coach.config import load_settings
 from coach.errors import AuthRejected, ModelError, ModelOutputError, ModelUnavailable, RateLimited
@@ -185,8 +185,8 @@ def test_chat_fault_in_a_saved_conversation_leaves_it_as_it_was(
     fault: str, openai_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = load_settings()
-    saved = Conversation(messages=[{"role": "user", "content": "Earlier question."},  # type: ignore[list-item]
-                                   {"role": "assistant", "content": "Earlier answer."}])
+    saved = Conversation(messages=[ChatMessage(role="user", content="Earlier question."),
+                                   ChatMessage(role="assistant", content="Earlier answer.")])
     session_id = save_conversation(settings, saved)
     _, pattern = use_fault(openai_stub, fault, monkeypatch)
     code, _, err, _ = run_cli(capsys, "chat", "--session", session_id, "--message", MESSAGE)

@@ -74,8 +74,7 @@ def assert_only_in_data_blocks(messages: list[BaseMessage], needle: str) -> None
 
 def recording_handle(small: bool = False) -> tuple[ChatModelHandle, FakeChatModel]:
     fake = FakeChatModel()
-    backend = "local" if small else "fake"
-    profile = ModelProfile(backend=backend, name="fake", supports_json_schema=True, small=small)
+    profile = ModelProfile(backend="local" if small else "fake", name="fake", supports_json_schema=True, small=small)
     return ChatModelHandle(fake, profile, None, 5.0, 0), fake
 
 

@@ -67,7 +67,7 @@ def faults(url: str) -> list[tuple[str, list[Behaviour]]]:
 def sentinel_env(openai_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> OpenAIStub:
     """Both keys set to sentinels, the compatible backend pointed at the stub, requests allowed."""
     for key, value in {"OPENAI_API_KEY": OPENAI_SENTINEL, "COACH_API_KEY": COMPAT_SENTINEL,
-                       "COACH_BASE_URL": openai_stub.url, "COACH_MODEL": "stub-model", "COACH_TIMEOUT": "1",
+                       "COACH_BASE_URL": openai_stub.url, "COACH_MODEL": "stub-model", "COACH_TIMEOUT": "3",
                        "COACH_MAX_RETRIES": "2"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)

@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any, Literal
@@ -85,7 +85,9 @@ class RewriteRun(BaseModel):
     total_ms: float
     retrieval_ms: float
     attempts: int
+    failed_requests: int  # requests that raised and were retried by ``generate`` (each costs a backoff)
     prompt_tokens_tiktoken: int
+    prefix_tokens_tiktoken: int  # the fixed system prompt and examples: cached by the server across drafts
     prompt_tokens_model: int | None
     completion_tokens: int | None
     other_attempts_ms: float
@@ -118,7 +120,9 @@ class BenchReport(BaseModel):
     cold_prompt: RawTiming | None = None  # the medium prompt with the server's cache off: prompt speed
     generation_per_s: float | None = None
     peak_rss_mib: float
+    load_average: tuple[float, float]  # 1-minute load before and after: other work on the machine skews timings
     prompt_ratio: float | None = None  # our prompt tokens / the naive baseline's (medium draft)
+    per_draft_prompt_ratio: float | None = None  # the same without our cached fixed prefix
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -167,6 +171,7 @@ class RecordedCall:
     ended: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    failed: bool = False  # the request raised (``generate`` may retry it before the first token)
 
     @property
     def duration_ms(self) -> float:
@@ -199,6 +204,11 @@ class CallRecorder(BaseCallbackHandler):
         message = getattr(response.generations[0][0], "message", None) if response.generations else None
         usage = getattr(message, "usage_metadata", None) or {}
         call.prompt_tokens, call.completion_tokens = usage.get("input_tokens"), usage.get("output_tokens")
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self.calls.get(run_id)
+        if call is not None:
+            call.ended, call.failed = time.perf_counter(), True
 
     def take(self) -> list[RecordedCall]:
         """The calls recorded since the last ``take``, in order."""
@@ -235,8 +245,9 @@ def http_runner(base_url: str, api_key: str, model: str, timeout_s: float) -> Ra
     def run(messages: list[BaseMessage], params: dict[str, Any], max_tokens: int) -> RawTiming:
         body = replay_body(model, messages, params, max_tokens)
         started, first, last = time.perf_counter(), None, dict[str, Any]()
-        with client.stream("POST", f"{base_url}/chat/completions", json=body,
-                           headers={"Authorization": f"Bearer {api_key}"}) as response:
+        # A fresh connection each time: llama.cpp's server may drop an idle keep-alive connection.
+        headers = {"Authorization": f"Bearer {api_key}", "Connection": "close"}
+        with client.stream("POST", f"{base_url}/chat/completions", json=body, headers=headers) as response:
             response.raise_for_status()
             for line in response.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
@@ -362,6 +373,7 @@ class BenchContext:
     runner: RawRunner
     progress: Callable[[str], None]
     requests: int = 0
+    first_calls: dict[str, RecordedCall] = field(default_factory=dict)  # each draft's first attempt
 
 
 def open_bench_model(settings: Settings) -> tuple[ChatModelHandle, CallRecorder, RawRunner, float]:
@@ -387,14 +399,17 @@ def measure_rewrite(ctx: BenchContext, name: str, draft: str, state: State) -> R
     ctx.progress(f"rewrite {name} ({state})")
     ctx.recorder.take()
     result = rewrite_draft(ctx.settings, RewriteRequest(draft=draft, audience="cfo"), handle=ctx.handle)
-    calls = ctx.recorder.take()
-    first_after_start, ctx.requests = ctx.requests == 0, ctx.requests + len(calls)
+    recorded = ctx.recorder.take()
+    calls = [c for c in recorded if not c.failed]
+    first_after_start, ctx.requests = ctx.requests == 0, ctx.requests + len(recorded)
+    ctx.first_calls.setdefault(name, calls[0])
     final = calls[-1]
     run = RewriteRun(
         draft=name, words=len(draft.split()), state=state, first_after_start=first_after_start,
         first_token_ms=result.timings.first_token_ms, total_ms=result.timings.total_ms,
-        retrieval_ms=result.timings.retrieval_ms, attempts=len(calls),
-        prompt_tokens_tiktoken=messages_tokens(calls[0].messages), prompt_tokens_model=calls[0].prompt_tokens,
+        retrieval_ms=result.timings.retrieval_ms, attempts=len(calls), failed_requests=len(recorded) - len(calls),
+        prompt_tokens_tiktoken=messages_tokens(calls[0].messages),
+        prefix_tokens_tiktoken=messages_tokens(calls[0].messages[:-1]), prompt_tokens_model=calls[0].prompt_tokens,
         completion_tokens=final.completion_tokens, other_attempts_ms=round(sum(c.duration_ms for c in calls[:-1]), 1),
     )
     if state == "warm" and final.completion_tokens:
@@ -427,16 +442,12 @@ def measure_baseline(ctx: BenchContext, name: str, draft: str) -> list[BaselineR
             for state in ("cold", "warm")]
 
 
-def cold_prompt(ctx: BenchContext, run: RewriteRun | None, draft: str) -> RawTiming | None:
-    """The medium draft's first-attempt request with the server's prompt cache off: full prompt processing."""
-    if run is None or ctx.handle.profile.backend != "local":
+def cold_prompt(ctx: BenchContext, name: str) -> RawTiming | None:
+    """A draft's first-attempt request with the server's prompt cache off and one output token: prompt speed."""
+    first = ctx.first_calls.get(name)
+    if first is None or ctx.handle.profile.backend != "local":
         return None
-    ctx.progress("cold prompt (cache off)")
-    from coach.rewrite import rewrite_draft
-    from coach.rewrite_models import RewriteRequest
-
-    rewrite_draft(ctx.settings, RewriteRequest(draft=draft, audience="cfo"), handle=ctx.handle)
-    first = ctx.recorder.take()[0]
+    ctx.progress(f"cold prompt {name} (cache off)")
     params = {**first.params, "extra_body": {**(first.params.get("extra_body") or {}), "cache_prompt": False}}
     return ctx.runner(first.messages, params, 1)
 
@@ -445,6 +456,7 @@ def run_bench(settings: Settings, *, quick: bool = False, progress: Callable[[st
     """Measure everything in one run on a fresh data dir (see the module docstring)."""
     say = progress or (lambda _: None)
     names = ("medium",) if quick else DRAFT_NAMES
+    load_before = os.getloadavg()[0]
     drafts = load_drafts(names)
     with fresh_data_dir(settings) as fresh:
         say("loading the model")
@@ -459,15 +471,14 @@ def run_bench(settings: Settings, *, quick: bool = False, progress: Callable[[st
         latencies = measure_retrieval(fresh, queries, RETRIEVAL_QUERIES // (4 if quick else 1))
         rewrites = [measure_rewrite(ctx, name, draft, state) for name, draft in drafts.items()
                     for state in ("cold", "warm")]
-        medium = next((r for r in rewrites if r.draft == "medium" and r.state == "warm"), None)
         baseline = measure_baseline(ctx, "medium", drafts["medium"])
-        cold = cold_prompt(ctx, medium, drafts["medium"])
+        cold = cold_prompt(ctx, "medium")
     return summarise(BenchReport(
         model=handle.profile.name, threads=settings.threads, model_load_s=round(load_s, 2),
         indexing_s=round(index_ms / 1000, 2), indexed_chunks=report.chunks,
         retrieval_p50_ms=round(percentile(latencies, 50), 2), retrieval_p95_ms=round(percentile(latencies, 95), 2),
         retrieval_queries=len(latencies), rewrites=rewrites, baseline=baseline, cold_prompt=cold,
-        peak_rss_mib=peak_rss_mib(),
+        peak_rss_mib=peak_rss_mib(), load_average=(round(load_before, 2), round(os.getloadavg()[0], 2)),
     ))
 
 
@@ -479,7 +490,9 @@ def summarise(report: BenchReport) -> BenchReport:
     report.generation_per_s = round(statistics.median(speeds), 1) if speeds else None
     ours = next((r.prompt_tokens_tiktoken for r in report.rewrites if r.draft == "medium"), None)
     naive = next((b.prompt_tokens_tiktoken for b in report.baseline if b.draft == "medium"), None)
+    prefix = next((r.prefix_tokens_tiktoken for r in report.rewrites if r.draft == "medium"), 0)
     report.prompt_ratio = round(ours / naive, 3) if ours and naive else None
+    report.per_draft_prompt_ratio = round((ours - prefix) / naive, 3) if ours and naive else None
     return report
 
 

@@ -104,6 +104,7 @@ def test_measure_rewrite_takes_other_attempts_out_of_the_ratio() -> None:
     assert cold.attempts == warm.attempts == 3
     assert cold.first_after_start and not warm.first_after_start
     assert cold.raw is None and cold.overhead_ratio is None
+    assert cold.failed_requests == 0 and 0 < cold.prefix_tokens_tiktoken < cold.prompt_tokens_tiktoken
     assert replayed == [warm.completion_tokens]
     assert 0 < warm.other_attempts_ms < warm.total_ms
     assert warm.overhead_ratio == overhead_ratio(warm.total_ms, warm.other_attempts_ms, 2.0)
@@ -137,10 +138,12 @@ def _report(**changes: object) -> BenchReport:
     raw = RawTiming(first_token_ms=400.0, total_ms=5_000.0, completion_tokens=80, generation_per_s=25.0)
     runs = [
         RewriteRun(draft="medium", words=150, state="cold", first_after_start=True, first_token_ms=9_000.0,
-                   total_ms=14_000.0, retrieval_ms=5.0, attempts=1, prompt_tokens_tiktoken=600,
+                   total_ms=14_000.0, retrieval_ms=5.0, attempts=1, failed_requests=0, prompt_tokens_tiktoken=600,
+                   prefix_tokens_tiktoken=450,
                    prompt_tokens_model=650, completion_tokens=80, other_attempts_ms=0.0),
         RewriteRun(draft="medium", words=150, state="warm", first_after_start=False, first_token_ms=2_500.0,
-                   total_ms=5_400.0, retrieval_ms=5.0, attempts=1, prompt_tokens_tiktoken=600,
+                   total_ms=5_400.0, retrieval_ms=5.0, attempts=2, failed_requests=1, prompt_tokens_tiktoken=600,
+                   prefix_tokens_tiktoken=450,
                    prompt_tokens_model=650, completion_tokens=80, other_attempts_ms=0.0, raw=raw,
                    overhead_ratio=1.08),
     ]
@@ -148,7 +151,7 @@ def _report(**changes: object) -> BenchReport:
     fields: dict[str, object] = dict(
         model="m", threads=2, model_load_s=2.0, indexing_s=6.5, indexed_chunks=23, retrieval_p50_ms=4.0,
         retrieval_p95_ms=9.0, retrieval_queries=100, rewrites=runs, baseline=baseline, peak_rss_mib=1_900.0,
-        prompt_ratio=0.4, generation_per_s=25.0,
+        prompt_ratio=0.4, per_draft_prompt_ratio=0.1, generation_per_s=25.0, load_average=(1.5, 2.5),
     )
     return BenchReport(**{**fields, **changes})  # type: ignore[arg-type]
 
@@ -172,7 +175,9 @@ def test_table_shows_every_figure_and_flags_a_missed_target() -> None:
     table = render_table(_report())
     assert "model load: 2.00 s" in table and "indexing: 6.50 s (23 chunks)" in table
     assert "p50 4.0 ms, p95 9.0 ms over 100 queries" in table and "25 tokens/s" in table
-    assert "cold*" in table and "600/650" in table and "1.08" in table and "1500/-" in table
+    assert "cold*" in table and "600/650 (450)" in table and "1.08" in table and "1500/-" in table
+    assert "2 (+1 failed)" in table and "load average 1.5 before, 2.5 after" in table
+    assert "0.4 in all, 0.1 without our cached fixed prefix" in table
     [indexing_line] = [line for line in table.splitlines() if line.startswith("indexing after model load")]
     assert indexing_line.endswith("NO")
 
@@ -189,3 +194,19 @@ def test_bench_command_runs_end_to_end_on_the_fake_model(capsys: pytest.CaptureF
     assert report.rewrites[1].overhead_ratio is not None and report.prompt_ratio is not None
     assert [b.state for b in report.baseline] == ["cold", "warm"]
     assert "naive RAG" in render_table(report)
+
+
+def test_recorder_marks_a_failed_request_and_attempts_exclude_it() -> None:
+    from coach.errors import ModelUnavailable
+
+    handle = open_chat_model(load_settings(backend="fake"))
+    recorder = CallRecorder()
+    handle.model.callbacks = [recorder]
+    handle.model.enqueue(ConnectionError("dropped"), "fine")  # type: ignore[attr-defined]
+    generate(handle, [HumanMessage("draft")], GenerationOptions())  # generate retries the dropped request
+    calls = recorder.take()
+    assert [c.failed for c in calls] == [True, False]
+    handle.model.enqueue(ConnectionError("a"), ConnectionError("b"), ConnectionError("c"))  # type: ignore[attr-defined]
+    with pytest.raises(ModelUnavailable):
+        generate(handle, [HumanMessage("draft")], GenerationOptions())
+    assert all(c.failed for c in recorder.take())

@@ -46,9 +46,10 @@ def _num(value: float | int | None, suffix: str = "") -> str:
 def _rewrite_row(run: RewriteRun) -> list[str]:
     state = run.state + ("*" if run.first_after_start else "")
     raw = run.raw.total_ms if run.raw else None
-    return [run.draft, str(run.words), state, _ms(run.first_token_ms), _ms(run.total_ms), str(run.attempts),
-            f"{run.prompt_tokens_tiktoken}/{_num(run.prompt_tokens_model)}", _num(run.completion_tokens),
-            _ms(raw), _num(run.overhead_ratio)]
+    attempts = str(run.attempts) + (f" (+{run.failed_requests} failed)" if run.failed_requests else "")
+    return [run.draft, str(run.words), state, _ms(run.first_token_ms), _ms(run.total_ms), attempts,
+            f"{run.prompt_tokens_tiktoken}/{_num(run.prompt_tokens_model)} ({run.prefix_tokens_tiktoken})",
+            _num(run.completion_tokens), _ms(raw), _num(run.overhead_ratio)]
 
 
 def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -67,15 +68,18 @@ def _speed_line(label: str, raw: RawTiming | None) -> str:
 def render_table(report: BenchReport) -> str:
     """The report as plain-text tables for a terminal."""
     lines = [
-        f"coach bench: {report.model}, {report.threads} thread(s)",
+        f"coach bench: {report.model}, {report.threads} thread(s); load average {report.load_average[0]:g} "
+        f"before, {report.load_average[1]:g} after (2 cores: above 2, other work slowed this run)",
         f"model load: {report.model_load_s:.2f} s    indexing: {report.indexing_s:.2f} s "
         f"({report.indexed_chunks} chunks)    peak memory: {report.peak_rss_mib:,.0f} MiB",
         f"retrieval: p50 {report.retrieval_p50_ms:.1f} ms, p95 {report.retrieval_p95_ms:.1f} ms "
         f"over {report.retrieval_queries} queries",
         f"generation: {_num(report.generation_per_s, ' tokens/s')}",
         _speed_line("prompt processing, cache off (medium)", report.cold_prompt),
+        f"prompt tokens, ours / naive baseline (medium): {_num(report.prompt_ratio)} in all, "
+        f"{_num(report.per_draft_prompt_ratio)} without our cached fixed prefix",
         "",
-        *_grid(["draft", "words", "state", "1st token", "total", "attempts", "prompt tok tiktoken/model",
+        *_grid(["draft", "words", "state", "1st token", "total", "attempts", "prompt tok tiktoken/model (fixed prefix)",
                 "out tok", "raw total", "overhead"], [_rewrite_row(r) for r in report.rewrites]),
         "* first request after the model started (empty cache); cold = first request for that draft",
         "",

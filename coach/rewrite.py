@@ -52,6 +52,7 @@ from coach.verify import (
     fact_sentence,
     facts_of,
     to_placeholders,
+    unsupported_claims,
 )
 
 if TYPE_CHECKING:
@@ -180,6 +181,14 @@ def _attribution(model_text: str, placeholders: Placeholders | None) -> list[Fla
             for f in attribution_flags(placeholders.text, model_text, placeholders)]
 
 
+def _claims(draft: str, rewrite: str) -> list[Flag]:
+    """Sentences that claim a benefit, cost or cause the draft does not state."""
+    reference = draft + "\n" + plain_words(draft)
+    return [Flag(kind="unsupported_claim", excerpt=sentence,
+                 message=f"Says {', '.join(repr(w) for w in words)}, which the draft does not: check it is true.")
+            for sentence, words in unsupported_claims(reference, rewrite)]
+
+
 def _retrieve(settings: Settings, draft: str) -> tuple[list[IndexPassage], float]:
     started = time.perf_counter()
     try:
@@ -209,7 +218,7 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     _progress(on_progress, "writing")
     rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
     _progress(on_progress, "checking")
-    flags = _attribution(strategy.best.text, placeholders)
+    flags = _attribution(strategy.best.text, placeholders) + _claims(draft, rewrite)
     report, fact_flags = _verify(draft, cleaned, rewrite, facts, request.supplied_facts, translations)
     rewrite, fallback_flags = _fallback(rewrite, cleaned, report.missing)
     rewrite = _append_translations(rewrite, translations)

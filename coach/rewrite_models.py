@@ -107,7 +107,7 @@ class MetricTranslation(BaseModel):
 class Flag(BaseModel):
     """Something in the rewrite a person must check before sending it."""
 
-    kind: Literal["missing_fact", "added_figure", "attribution", "copied", "fallback", "model"]
+    kind: Literal["missing_fact", "added_figure", "attribution", "unsupported_claim", "copied", "fallback", "model"]
     message: str
     excerpt: str = ""
 

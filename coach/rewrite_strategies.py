@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from coach.models import ChatModelHandle, Generation, GenerationOptions, generate
 from coach.prompts import PROMPTS_DIR, data_block, load_prompt
 from coach.rewrite_models import Persona
-from coach.verify import Placeholders, attribution_flags, copy_ratio, token_problems
+from coach.verify import TOKEN_RE, Placeholders, attribution_flags, copy_ratio, token_problems, unsupported_claims
 
 MAX_WORDS = 220
 SMALL_ATTEMPTS = 3
@@ -44,7 +44,7 @@ class Candidate:
     generation: Generation
     missing: list[str]
     problems: list[str] = field(default_factory=list)
-    attribution: int = 0
+    attribution: int = 0  # facts on the wrong event plus claims the draft does not make
     copy: float = 0.0
 
     @property
@@ -116,6 +116,8 @@ def _small_problems(text: str, unknown: list[str], overused: list[str]) -> list[
         problems.append("bullets")
     if not text.strip():
         problems.append("empty")
+    if re.search(r"\d", TOKEN_RE.sub("", text)):
+        problems.append("wrote a figure of its own")  # every draft figure is a token: any other digit is invented
     return problems
 
 
@@ -124,7 +126,8 @@ def judge_small(text: str, generation: Generation, draft_tokens: str, placeholde
     missing, unknown, overused = token_problems(text, placeholders)
     candidate = Candidate(text=text, generation=generation, missing=missing,
                           problems=_small_problems(text, unknown, overused))
-    candidate.attribution = len(attribution_flags(draft_tokens, text, placeholders))
+    candidate.attribution = len(attribution_flags(draft_tokens, text, placeholders)) + len(
+        unsupported_claims(draft_tokens, text))
     candidate.copy = copy_ratio(draft_tokens, text)
     if candidate.copy > 0.6:
         candidate.problems.append("copied the draft")

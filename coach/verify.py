@@ -171,3 +171,26 @@ def fact_fragment(sentence: str, fact: str, max_words: int = 16) -> str:
     opened = "…" if sentence[:new_left].strip() else ""
     closed = "…" if sentence[new_right:].strip(" .") else ""
     return f"{opened}{fragment}{closed}"
+
+
+# Words that claim a benefit, a cost or a cause: a small model likes to add them ("for better performance").
+_CLAIM_STEMS = ("improv", "better", "reduc", "saving", "save", "saved", "cost", "cheap", "expens", "faster", "quick",
+                "speed", "performance", "reliab", "secur", "safe", "risk", "benefit", "effici", "increas", "decreas",
+                "revenue", "profit", "loss", "lost", "protect", "prevent", "resolv",
+                "fixed", "stabl", "growth", "grew", "success", "fantastic", "significant")
+
+
+def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
+    """Rewrite sentences using benefit/cost/cause words the draft never uses: (sentence, the words)."""
+    draft_lower = draft.lower()
+    causal = r"\b(?:because|due to|caused|cause[sd]?|result(?:ed|ing)? in|led to|leading to|triggered)\b"
+    draft_has_cause = re.search(causal, draft_lower) is not None
+    found = []
+    for sentence in sentences(rewrite):
+        lower = sentence.lower()
+        words = [stem for stem in _CLAIM_STEMS if re.search(rf"\b{stem}", lower) and not re.search(rf"\b{stem}", draft_lower)]
+        if not draft_has_cause and re.search(causal, lower):
+            words.append("a cause")
+        if words:
+            found.append((sentence, words))
+    return found

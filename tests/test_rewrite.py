@@ -37,7 +37,7 @@ def good_reply(messages: list[BaseMessage]) -> str:
     return ("Customers could not check out for part of the morning: the order system was down on "
             + " ".join(toks[:1]) + " for " + " ".join(toks[1:2]) + ", from " + " ".join(toks[2:3])
             + ". Requests failed: " + ", ".join(toks[3:]) + " of checkout requests failed with errors. "
-            "An expired security certificate caused it; we renewed it and now watch for expiry.")
+            "An expired certificate caused it; we renewed it and now watch for expiry.")
 
 
 def small_handle(*replies: object) -> tuple[ChatModelHandle, FakeChatModel]:
@@ -105,7 +105,7 @@ def test_facts_still_missing_after_three_attempts_come_back_from_the_draft_marke
 
 
 def test_a_figure_nobody_supplied_is_flagged() -> None:
-    handle, _ = small_handle(lambda m: good_reply(m) + " This cost 250,000 sales.")
+    handle, _ = small_handle(*(lambda m: good_reply(m) + " It affected 250,000 sales.",) * 3)
     result = run(handle)
     assert "250,000" in result.facts.added
     assert any(f.kind == "added_figure" and f.excerpt == "250,000" for f in result.flags)
@@ -115,7 +115,7 @@ def test_a_fact_in_a_sentence_about_something_else_gets_an_attribution_flag() ->
     def misplaced(messages: list[BaseMessage]) -> str:
         toks = tokens_in_draft(messages)
         return (f"Customers could not check out on {toks[0]} for {toks[1]}, from {toks[2]}; {toks[3]} of checkout "
-                f"requests failed with {toks[4]} errors. We renewed the security certificate {toks[2]}.")
+                f"requests failed with {toks[4]} errors. We renewed the certificate {toks[2]}.")
 
     handle, fake = small_handle(misplaced, misplaced, misplaced)
     result = run(handle)
@@ -249,3 +249,10 @@ def test_plain_words_replace_jargon_but_never_a_token_or_a_fact() -> None:
     plain = plain_words(text)
     assert plain == ("An interface time limit hit the main data store at [TIME1]; an hour of delay from the "
                      "content network [SYSTEM1].")
+
+
+def test_a_benefit_the_draft_never_claims_is_flagged() -> None:
+    handle, _ = small_handle(*(lambda m: good_reply(m) + " This will reduce costs and improve performance.",) * 3)
+    result = run(handle)
+    claims = [f for f in result.flags if f.kind == "unsupported_claim"]
+    assert claims and "reduce costs" in claims[0].excerpt

@@ -487,30 +487,30 @@ def from_session(session: Any) -> Conversation:
                         scenario=session.kind, messages=messages)
 
 
-def save_conversation(settings: Settings, conversation: Conversation) -> str:
-    """Save (or update) the conversation as a session; returns its id."""
+def save_conversation(settings: Settings, conversation: Conversation, user_id: str | None = None) -> str:
+    """Save (or update) the conversation as a session of ``user_id`` (None: single-user mode); returns its id."""
     conversation.session_id = conversation.session_id or new_session_id()
-    _save_session(settings, conversation.session_id, to_session_fields(conversation))
+    _save_session(settings, conversation.session_id, to_session_fields(conversation), user_id)
     return conversation.session_id
 
 
-def _save_session(settings: Settings, session_id: str, fields: dict[str, Any]) -> None:
+def _save_session(settings: Settings, session_id: str, fields: dict[str, Any], user_id: str | None) -> None:
     """The one place that writes to the session store (an existing session keeps its rating and notes)."""
     from coach.session_models import Session
     from coach.sessions import SessionStore
 
-    store = SessionStore(settings)
+    store = SessionStore(settings, user_id=user_id)
     existing = store.get(session_id)
     base = existing.model_dump() if existing is not None else {"id": session_id}
     store.save(Session.model_validate({**base, **fields}))
 
 
-def load_conversation(settings: Settings, session_id: str) -> Conversation:
-    """A saved chat or role-play, ready to continue."""
+def load_conversation(settings: Settings, session_id: str, user_id: str | None = None) -> Conversation:
+    """A saved chat or role-play of ``user_id`` (None: anyone's, single-user mode), ready to continue."""
     from coach.errors import StorageError
     from coach.sessions import SessionStore
 
-    session = SessionStore(settings).get(session_id.strip())
+    session = SessionStore(settings, user_id=user_id).get(session_id.strip())
     if session is None:
         raise StorageError(f"No session {session_id}.", hint="`coach sessions list` shows the ids.")
     return from_session(session)

@@ -11,12 +11,11 @@ import json
 import sys
 from typing import Any
 
-from coach.chat import ChatReply, ChatService, Conversation, from_session, new_session_id, to_session_fields
+from coach import chat
+from coach.chat import ChatReply, ChatService, Conversation
 from coach.config import Settings, load_settings
-from coach.errors import CoachError, InputError, StorageError
+from coach.errors import CoachError, InputError
 from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
-from coach.session_models import Session
-from coach.sessions import SessionStore
 
 HELP = """Commands:
   /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
@@ -63,24 +62,14 @@ def initial_conversation(service: ChatService, args: argparse.Namespace) -> Conv
     return Conversation()
 
 
-# coach.chat's save_conversation/load_conversation use an unscoped store; these two scope it to the user
-# (`--user`/COACH_USER; none: everything, as before) until coach.chat takes a user itself.
 def load_conversation(settings: Settings, session_id: str) -> Conversation:
-    """A saved chat or role-play of this user, ready to continue."""
-    session = SessionStore(settings, user_id=settings.user).get(session_id.strip())
-    if session is None:
-        raise StorageError(f"No session {session_id}.", hint="`coach sessions list` shows the ids.")
-    return from_session(session)
+    """A saved chat or role-play of this user (`--user`/COACH_USER; none: anyone's), ready to continue."""
+    return chat.load_conversation(settings, session_id, user_id=settings.user)
 
 
 def save_conversation(settings: Settings, conversation: Conversation) -> str:
-    """Save (or update) the conversation as this user's session, keeping its rating and notes; returns its id."""
-    store = SessionStore(settings, user_id=settings.user)
-    conversation.session_id = conversation.session_id or new_session_id()
-    existing = store.get(conversation.session_id)
-    base = existing.model_dump() if existing is not None else {"id": conversation.session_id}
-    store.save(Session.model_validate({**base, **to_session_fields(conversation)}))
-    return conversation.session_id
+    """Save the conversation as this user's session; returns its id."""
+    return chat.save_conversation(settings, conversation, user_id=settings.user)
 
 
 def one_shot(service: ChatService, conversation: Conversation, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from coach.chat import ChatMessage, ChatService, Conversation, save_conversation
 from coach.config import Settings
 from coach.errors import CoachError
 from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
-from coach.ui.context import current_settings, prepare_index, prepare_model
+from coach.ui.context import current_settings, prepare_index, prepare_model, signed_in_user
 from coach.ui.guard import attempt, guarded, show_error
 from coach.ui.markdown import as_markdown, escape_markdown, one_line
 from coach.ui.rewrite_page import TokenStream
@@ -84,7 +84,7 @@ def send(settings: Settings, text: str) -> None:
             return
     for flag in reply.flags:
         st.session_state.setdefault("chat_flags", []).append(flag)
-    attempt(save_conversation, settings, current)
+    attempt(save_conversation, settings, current, signed_in_user(settings))
     st.rerun()
 
 

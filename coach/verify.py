@@ -31,7 +31,8 @@ class Placeholders:
     def restore(self, text: str) -> str:
         """Put the exact fact strings back in place of their tokens."""
         restored = TOKEN_RE.sub(lambda m: self.tokens.get(m.group(0), m.group(0)), text)
-        return re.sub(r"\b(\w+)( \1\b)+", r"\1", restored)  # "projects projects" after a token that held the noun
+        # "projects projects", "up to up to": the model repeated words the restored fact already holds.
+        return re.sub(r"(?<![\w~])([\w~]+(?: [\w~]+){0,2})( \1\b)+", r"\1", restored)
 
 
 def to_placeholders(text: str) -> Placeholders:
@@ -191,6 +192,9 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
         words = [stem for stem in _CLAIM_STEMS if re.search(rf"\b{stem}", lower) and not re.search(rf"\b{stem}", draft_lower)]
         if not draft_has_cause and re.search(causal, lower):
             words.append("a cause")
+        vague = re.search(r"\b(?:several|many|a few|few|multiple)\s+(?:minutes|hours|days|weeks|months)\b", lower)
+        if vague and vague.group(0) not in draft_lower:
+            words.append(vague.group(0))
         if words:
             found.append((sentence, words))
     return found

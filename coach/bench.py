@@ -43,6 +43,7 @@ from coach.tokens import count_tokens
 DRAFTS_DIR = PROJECT_ROOT / "bench" / "drafts"
 DRAFT_NAMES = ("short", "medium", "long")
 RETRIEVAL_QUERIES = 100
+BENCH_TIMEOUT_S = 900.0
 NAIVE_CHUNK_CHARS, NAIVE_OVERLAP, NAIVE_K = 1000, 200, 4
 # LangChain's RAG tutorial prompt (rlm/rag-prompt), turned from answering a question into rewriting a draft.
 NAIVE_PROMPT = Template(
@@ -341,14 +342,16 @@ def load_drafts(names: tuple[str, ...] = DRAFT_NAMES, directory: Path = DRAFTS_D
 
 @contextmanager
 def fresh_data_dir(settings: Settings) -> Iterator[Settings]:
-    """``settings`` on an empty temporary data dir; the model file stays where it is."""
+    """``settings`` on an empty temporary data dir and a long timeout; the model file stays where it is."""
     from coach.local_model import model_dir
 
     pinned = os.environ.get("COACH_MODEL_DIR")
     os.environ["COACH_MODEL_DIR"] = str(model_dir(settings))
     try:
         with tempfile.TemporaryDirectory(prefix="coach-bench-") as tmp:
-            yield settings.model_copy(update={"data_dir": Path(tmp)})
+            # A busy machine must make the figures slow, not make the run fail on the default timeout.
+            timeout = max(settings.request_timeout_s, BENCH_TIMEOUT_S)
+            yield settings.model_copy(update={"data_dir": Path(tmp), "request_timeout_s": timeout})
     finally:
         if pinned is None:
             os.environ.pop("COACH_MODEL_DIR", None)

@@ -128,6 +128,7 @@ def test_fresh_data_dir_is_empty_and_keeps_the_model_dir(tmp_path: Path) -> None
     before = os.environ.get("COACH_MODEL_DIR")
     with fresh_data_dir(settings) as fresh:
         assert fresh.data_dir != settings.data_dir and not any(fresh.data_dir.iterdir())
+        assert fresh.request_timeout_s >= 900
         assert os.environ["COACH_MODEL_DIR"] == (before or str(settings.data_dir / "models"))
         kept = fresh.data_dir
     assert not kept.exists()

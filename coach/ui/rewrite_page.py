@@ -96,7 +96,11 @@ def run_rewrite(settings: Settings, request: RewriteRequest) -> None:
         stream = TokenStream(st.empty())
 
         def progress(*stage: Any) -> None:
-            box.update(label=f"{str(stage[0]).capitalize()}…" if stage else "Working…")
+            label = str(stage[0]) if stage else "working"
+            if label.startswith("attempt"):  # a new sample replaces the streamed one: start the view afresh
+                stream.text = ""
+                label = f"checks found problems; trying again ({label} of 3)"
+            box.update(label=f"{label.capitalize()}…")
 
         try:
             result = service(settings, request, on_token=stream, on_progress=progress, store=session_store(settings))

@@ -524,8 +524,14 @@ def target_checks(report: BenchReport) -> list[TargetCheck]:
     warm = next((r for r in report.rewrites if r.draft == "medium" and r.state == "warm"), None)
     ttft = warm.first_token_ms / 1000 if warm and warm.first_token_ms is not None else None
     total = warm.total_ms / 1000 if warm else None
+    # A repeat hits the server's cache for the whole prompt; a new draft after another one reuses only the
+    # fixed prefix: the figure a user meets on their next draft.
+    new = next((r for r in report.rewrites if r.draft == "medium" and r.state == "cold" and not r.first_after_start),
+               None)
+    new_ttft = new.first_token_ms / 1000 if new and new.first_token_ms is not None else None
     return [
         TargetCheck(name="medium first token (warm)", value=_round(ttft), limit=3.0, unit="s"),
+        TargetCheck(name="medium first token (new draft, prefix cached)", value=_round(new_ttft), limit=3.0, unit="s"),
         TargetCheck(name="medium rewrite + checks + scores (warm)", value=_round(total), limit=20.0, unit="s"),
         TargetCheck(name="overhead ratio (medium, warm)", value=warm.overhead_ratio if warm else None,
                     limit=1.10, unit="x"),

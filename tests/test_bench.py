@@ -163,6 +163,7 @@ def test_targets_judge_the_warm_medium_run() -> None:
     assert checks["overhead ratio (medium, warm)"].met
     assert checks["prompt tokens / naive baseline"].met
     assert checks["indexing after model load"].met is False
+    assert checks["medium first token (new draft, prefix cached)"].met is None  # the only cold run was the first
     assert checks["retrieval p50"].met
 
 
@@ -211,3 +212,11 @@ def test_recorder_marks_a_failed_request_and_attempts_exclude_it() -> None:
     with pytest.raises(ModelUnavailable):
         generate(handle, [HumanMessage("draft")], GenerationOptions())
     assert all(c.failed for c in recorder.take())
+
+
+def test_a_new_medium_draft_after_another_is_judged_on_its_first_token() -> None:
+    runs = _report().rewrites
+    runs[0] = runs[0].model_copy(update={"first_after_start": False, "first_token_ms": 3_600.0})
+    checks = {c.name: c for c in target_checks(_report(rewrites=runs))}
+    new = checks["medium first token (new draft, prefix cached)"]
+    assert new.value == 3.6 and new.met is False

@@ -49,6 +49,7 @@ class EvalRow(BaseModel):
     fk_after: float
     copy_ratio: float
     attribution_flags: int
+    claim_flags: int = 0
     fallback_sentences: int
     feedback: int
     citations_valid: bool
@@ -95,6 +96,7 @@ def score_case(settings: Settings, case: EvalCase, result: RewriteResult, second
         jargon_after=result.scores.after.jargon, fk_before=result.scores.before.fk_grade,
         fk_after=result.scores.after.fk_grade, copy_ratio=result.copy_ratio,
         attribution_flags=sum(f.kind == "attribution" for f in result.flags),
+        claim_flags=sum(f.kind == "unsupported_claim" for f in result.flags),
         fallback_sentences=sum(f.kind == "fallback" for f in result.flags), feedback=len(result.feedback),
         citations_valid=_citations_valid(settings, result), seconds=round(seconds, 1), rewrite=result.rewrite,
     )
@@ -137,6 +139,7 @@ def summary(rows: list[EvalRow]) -> dict[str, float | int]:
         "fk_improved_share": round(sum(r.fk_after <= r.fk_before for r in ok) / max(1, len(ok)), 3),
         "median_copy_ratio": round(statistics.median(r.copy_ratio for r in ok), 3) if ok else 0.0,
         "attribution_flags": sum(r.attribution_flags for r in rows),
+        "claim_flags": sum(r.claim_flags for r in rows),
         "fallback_sentences": sum(r.fallback_sentences for r in rows),
         "citations_valid_share": round(sum(r.citations_valid for r in ok) / max(1, len(ok)), 3),
         "min_feedback": min((r.feedback for r in ok), default=0),
@@ -145,7 +148,7 @@ def summary(rows: list[EvalRow]) -> dict[str, float | int]:
 
 
 _COLUMNS = ("id", "facts", "kept", "flagged", "dropped", "invented_unflagged", "jargon_before", "jargon_after",
-            "fk_before", "fk_after", "copy_ratio", "attribution_flags", "fallback_sentences", "feedback",
+            "fk_before", "fk_after", "copy_ratio", "attribution_flags", "claim_flags", "fallback_sentences", "feedback",
             "citations_valid", "seconds")
 
 

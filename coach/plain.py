@@ -29,7 +29,7 @@ SUBSTITUTIONS: dict[str, str] = {
     "prs": "code changes", "continuous integration": "automatic testing", "benchmarking": "performance testing",
     "benchmarks": "performance tests", "benchmark": "performance test", "2fa": "two-step login",
     "non-phishable": "phishing-proof", "attestation": "proof of origin", "apis": "interfaces", "api": "interface",
-    "post requests": "form submissions", "contention": "competition for resources", "infrastructure": "systems",
+    "post requests": "form submissions", "contention": "competition for resources", "infrastructure": "technical setup",
     "shielding": "extra caching", "redirection": "forwarding", "filesystem": "file storage",
     "file system": "file storage", "rollout": "launch", "failover": "switch to the backup", "throughput": "capacity",
     "mttr": "average repair time", "tls errors": "secure-connection errors", "ingestion": "data intake",
@@ -43,6 +43,9 @@ _ARTICLE = re.compile(r"\b([Aa])(n?) \x00(?=(\w))")
 
 def _replace(match: re.Match[str]) -> str:
     word = match.group(1)
+    before = match.string[:match.start()].rstrip()
+    if word[:1].isupper() and not word.isupper() and before and before[-1] not in ".!?:\n":
+        return word  # a capitalised word inside a sentence is a name ("the Infrastructure Team"): keep it
     plain = SUBSTITUTIONS[word.lower()]
     cased = plain[:1].upper() + plain[1:] if word[:1].isupper() and not word.isupper() else plain
     return f"\x00{cased}"  # marks where a replacement starts, so only its own article is fixed

@@ -20,7 +20,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from coach.models import ChatModelHandle, Generation, GenerationOptions, generate
 from coach.prompts import PROMPTS_DIR, data_block, load_prompt
 from coach.rewrite_models import Persona
-from coach.verify import TOKEN_RE, Placeholders, attribution_flags, copy_ratio, token_problems, unsupported_claims
+from coach.verify import (
+    TOKEN_RE,
+    Placeholders,
+    attribution_flags,
+    copy_ratio,
+    novel_words,
+    token_problems,
+    unsupported_claims,
+)
 
 MAX_WORDS = 220
 SMALL_ATTEMPTS = 3
@@ -47,10 +55,12 @@ class Candidate:
     attribution: int = 0  # facts on the wrong event plus claims the draft does not make
     copy: float = 0.0
 
+    novel: int = 0  # words neither the draft nor common business prose uses
+
     @property
-    def rank(self) -> tuple[int, int, int, float]:
-        """Lower is better: hard problems, then missing facts, then attribution doubts, then copying."""
-        return (len(self.problems), len(self.missing), self.attribution, self.copy)
+    def rank(self) -> tuple[int, int, int, int, float]:
+        """Lower is better: hard problems, missing facts, attribution doubts, invented words, then copying."""
+        return (len(self.problems), len(self.missing), self.attribution, self.novel, self.copy)
 
 
 @dataclass
@@ -129,6 +139,7 @@ def judge_small(text: str, generation: Generation, draft_tokens: str, placeholde
     candidate.attribution = len(attribution_flags(draft_tokens, text, placeholders)) + len(
         unsupported_claims(draft_tokens, text))
     candidate.copy = copy_ratio(draft_tokens, text)
+    candidate.novel = len(novel_words(draft_tokens, text))
     if candidate.copy > 0.6:
         candidate.problems.append("copied the draft")
     return candidate

@@ -198,3 +198,13 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
         if words:
             found.append((sentence, words))
     return found
+
+
+_COMMON = frozenset(["business", "customer", "customers", "user", "users", "staff", "people", "service", "services", "system", "systems", "team", "teams", "issue", "issues", "problem", "problems", "time", "times", "help", "helps", "ensure", "work", "working", "affected", "affect", "affecting", "impact", "impacted", "new", "also", "will", "would", "result", "results", "change", "changes", "changed", "process", "period", "during", "today", "week", "month", "year", "years", "update", "updates", "data", "place", "able", "make", "made", "need", "needs", "number", "numbers", "high", "higher", "low", "lower", "part", "parts", "well", "available", "availability", "expect", "expected", "some", "more", "most", "less", "caused", "cause", "causing", "leading", "led", "went", "using", "used", "added", "another", "progress", "complete", "completed"])
+
+
+def novel_words(draft: str, rewrite: str) -> list[str]:
+    """Content words of the rewrite that neither the draft nor common business prose uses (a sign of invention)."""
+    known = {w[:5] for w in re.findall(r"[a-z][a-z'-]+", draft.lower())} | {w[:5] for w in _COMMON}
+    plain = TOKEN_RE.sub(" ", rewrite).lower()
+    return [w for w in re.findall(r"[a-z][a-z'-]+", plain) if w not in _STOP and len(w) > 3 and w[:5] not in known]

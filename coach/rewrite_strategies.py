@@ -10,6 +10,7 @@ bounded repair turn naming the exact strings they dropped. Every candidate is ju
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from coach.verify import (
 
 MAX_WORDS = 220
 SMALL_ATTEMPTS = 3
+SMALL_TIME_BUDGET_S = 16.0  # no new attempt starts after this; the fallback restores what is missing
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
 # must be sequence breakers or the model is pushed to mangle [TIME1] on its second use.
@@ -151,8 +153,11 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     base = small_messages(persona, kind_word, placeholders.text)
     candidates: list[Candidate] = []
     messages = base
+    started = time.perf_counter()
     for attempt in range(SMALL_ATTEMPTS):
-        options = GenerationOptions(max_tokens=360, temperature=0.3, top_p=0.9, seed=1000 + attempt,
+        if attempt and time.perf_counter() - started > SMALL_TIME_BUDGET_S:
+            break  # the user is waiting: keep the best so far; code repairs what it lacks
+        options = GenerationOptions(max_tokens=260, temperature=0.3, top_p=0.9, seed=1000 + attempt,
                                     local_extra=SMALL_SAMPLING)
         if attempt and on_progress:
             on_progress(f"attempt {attempt + 1}")

@@ -209,3 +209,13 @@ def rewrite_strong(handle: ChatModelHandle, persona: Persona, kind_word: str, dr
         messages = [*base, AIMessage(text or "(empty)"), HumanMessage(repair)]
     best = min(candidates, key=lambda c: c.rank)
     return StrategyResult(best=best, generations=[c.generation for c in candidates])
+
+
+def warm_up(handle: ChatModelHandle) -> None:
+    """Process the fixed prefix once (system prompt and examples) so the first real rewrite reuses its cache."""
+    if not handle.profile.small:
+        return
+    from coach.rewrite_models import AUDIENCES
+
+    messages = small_messages(AUDIENCES["cfo"], "email", "Hello.")
+    generate(handle, messages, GenerationOptions(max_tokens=1, temperature=0.0, local_extra=SMALL_SAMPLING))

@@ -256,3 +256,18 @@ def test_a_benefit_the_draft_never_claims_is_flagged() -> None:
     result = run(handle)
     claims = [f for f in result.flags if f.kind == "unsupported_claim"]
     assert claims and "reduce costs" in claims[0].excerpt
+
+
+def test_warm_up_sends_the_fixed_prefix_once_for_the_small_model_only() -> None:
+    from coach.rewrite_models import AUDIENCES
+    from coach.rewrite_strategies import small_messages, warm_up
+
+    handle, fake = small_handle("ok")
+    warm_up(handle)
+    assert len(fake.calls) == 1
+    sent = fake.calls[0][0]
+    prefix = small_messages(AUDIENCES["coo"], "incident summary", "other draft")[:-1]
+    assert [m.content for m in sent[:-1]] == [m.content for m in prefix]
+    strong, strong_fake = strong_handle()
+    warm_up(strong)
+    assert strong_fake.calls == []

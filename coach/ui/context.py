@@ -63,6 +63,7 @@ def prepare_model(settings: Settings) -> None:
         return
     from coach.local_model import ensure_model_file, model_status
     from coach.models import open_chat_model
+    from coach.rewrite_strategies import warm_up
 
     if model_status().state == "ready":
         return
@@ -75,7 +76,9 @@ def prepare_model(settings: Settings) -> None:
 
         ensure_model_file(settings, progress)
         bar.progress(1.0, text="Loading the model into memory…")
-        open_chat_model(settings)
+        handle = open_chat_model(settings)
+        bar.progress(1.0, text="Reading the rewrite instructions once, so rewrites start fast…")
+        warm_up(handle)
         box.update(label="The embedded model is ready.", state="complete", expanded=False)
 
 

@@ -103,7 +103,8 @@ def test_2_find_and_export_it_in_sessions(browser_page: tuple[Any, list[str]]) -
     page, problems = browser_page
     go(page, "Sessions")
     page.get_by_role("heading", name="Sessions").wait_for()
-    page.get_by_text("Q3 infrastructure status").first.wait_for()
+    # The table cells are drawn on a canvas (their DOM copies stay hidden): wait for a visible mention.
+    page.get_by_text("Q3 infrastructure status").filter(visible=True).first.wait_for()
     page.get_by_role("textbox", name="Search").wait_for()
     page.wait_for_timeout(800)
     shot(page, "05-sessions")

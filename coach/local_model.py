@@ -307,6 +307,8 @@ def local_server(settings: Settings) -> LocalServer:
         if key not in _servers:
             path = ensure_model_file(settings)
             _servers[key] = _start_server(path, model_spec(settings), settings.threads)
+        else:
+            _set_status("ready")  # a failed provisioning of another file must not hide a running server
         return _servers[key][1]
 
 

@@ -45,6 +45,7 @@ from coach.rewrite_models import (
 from coach.rewrite_strategies import ProgressSink, StrategyResult, TokenSink, rewrite_small, rewrite_strong
 from coach.tokens import count_tokens
 from coach.verify import (
+    TOKEN_RE,
     Placeholders,
     attribution_flags,
     copy_ratio,
@@ -134,7 +135,9 @@ def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cl
         # One paragraph in, one paragraph out: the model copies the paragraph breaks it is shown.
         placeholders.text = plain_words(re.sub(r"\s*\n+\s*", " ", placeholders.text))
         result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress)
-        return placeholders.restore(result.best.text), result, placeholders
+        restored = placeholders.restore(result.best.text)
+        # A token the draft never had cannot be restored: never show it raw (the flag says what happened).
+        return TOKEN_RE.sub("…", restored), result, placeholders
     result = rewrite_strong(handle, persona, kind_word, cleaned, facts, request.supplied_facts, on_token, on_progress)
     return result.best.text, result, None
 
@@ -219,6 +222,8 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
     _progress(on_progress, "checking")
     flags = _attribution(strategy.best.text, placeholders) + _claims(draft, rewrite)
+    flags += [Flag(kind="model", message=f"The model referred to a figure that is not in the draft ({p}); it was "
+                   "left out.", excerpt=p) for p in strategy.best.problems if p.startswith("unknown token")]
     report, fact_flags = _verify(draft, cleaned, rewrite, facts, request.supplied_facts, translations)
     rewrite, fallback_flags = _fallback(rewrite, cleaned, report.missing)
     rewrite = _append_translations(rewrite, translations)

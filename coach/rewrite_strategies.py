@@ -133,6 +133,12 @@ def _small_problems(text: str, unknown: list[str], overused: list[str]) -> list[
     return problems
 
 
+def whole_sentences(text: str) -> str:
+    """A text cut off by the token limit, ended at its last complete sentence."""
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    return text[: ends[-1]] if ends else text
+
+
 def judge_small(text: str, generation: Generation, draft_tokens: str, placeholders: Placeholders) -> Candidate:
     """What code finds in one small-model answer."""
     missing, unknown, overused = token_problems(text, placeholders)
@@ -164,7 +170,8 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
         stream = StreamRestorer(on_token, placeholders)
         generation = generate(handle, messages, options, on_token=stream)
         stream.flush()
-        candidate = judge_small(generation.text.strip(), generation, placeholders.text, placeholders)
+        text = whole_sentences(generation.text) if generation.finish_reason == "length" else generation.text
+        candidate = judge_small(text.strip(), generation, placeholders.text, placeholders)
         candidates.append(candidate)
         if candidate.rank[:3] == (0, 0, 0):
             break

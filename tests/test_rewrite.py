@@ -271,3 +271,15 @@ def test_warm_up_sends_the_fixed_prefix_once_for_the_small_model_only() -> None:
     strong, strong_fake = strong_handle()
     warm_up(strong)
     assert strong_fake.calls == []
+
+
+def test_an_unknown_token_is_never_shown_raw_and_a_cut_off_answer_ends_at_a_full_sentence() -> None:
+    def bad(messages: list[BaseMessage]) -> str:
+        return good_reply(messages) + " There were [NUMBER9] more errors. And then the"
+
+    handle, fake = small_handle(bad, bad, bad)
+    fake.finish_reason = "length"
+    result = run(handle)
+    assert "[NUMBER9]" not in result.rewrite and not TOKENS.search(result.rewrite)
+    assert "And then the" not in result.rewrite
+    assert any(f.kind == "model" and "[NUMBER9]" in f.message for f in result.flags)

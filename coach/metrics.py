@@ -21,7 +21,7 @@ _UNIT_MINUTES = {"ms": 1 / 60000, "millisecond": 1 / 60000, "s": 1 / 60, "sec": 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s?(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|hr|h|days?|d|weeks?|wks?)\b",
                    re.I)
 _MONEY = re.compile(r"([$€£])\s?(\d[\d,]*(?:\.\d+)?)\s?([kKmM]|thousand|million)?")
-_PER_HOUR = re.compile(r"(?:an?|per|/)\s?(?:hour|hr|h)\b", re.I)
+_PER_HOUR = re.compile(r"(?:\b(?:an?|per|one|each|every)\s|/\s?)(?:hour|hr|h)\b|\bhourly\b", re.I)
 _PEOPLE = re.compile(r"(\d[\d,]*)\s+(?:staff|employees|people|users|customers|agents|stores)\b", re.I)
 _UPTIME = re.compile(r"(\d+(?:\.\d+)?)\s?%\s*(?:uptime|availability|available)|(?:uptime|availability)\s+(?:(?:of|was|is|at|reached|hit)\s+){0,2}(\d+(?:\.\d+)?)\s?%", re.I)
 

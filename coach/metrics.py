@@ -131,11 +131,22 @@ def translate_changes(text: str, facts: list[Fact]) -> list[MetricTranslation]:
     return out
 
 
+_DOWN_WORDS = re.compile(r"\b(?:outage|downtime|down|unavailable|disrupt\w*|offline|incident|failed)\b", re.I)
+_NOT_DOWNTIME = re.compile(r"\b(?:MTT[RDA]|mean[- ]time|repair|respond|response|latency|timeout|took|wait)\b", re.I)
+
+
+def _is_downtime(text: str, fact: Fact) -> bool:
+    """A duration that measures time the service was down (not a repair time, a timeout or a wait)."""
+    sentence = _sentence_at(text, fact.start)
+    return bool(_DOWN_WORDS.search(sentence)) and not _NOT_DOWNTIME.search(sentence)
+
+
 def translate_outage(text: str, facts: list[Fact], figures: BusinessFigures) -> list[MetricTranslation]:
     """An outage's length becomes its cost when the cost of an hour is known; otherwise a question."""
     if not re.search(r"\b(?:outage|downtime|down|unavailable|disrupt|failed|errors?)\b", text, re.I):
         return []
-    durations = [(f.text, minutes(f.text)) for f in facts if f.kind == "duration" and not re.search(r"\sto\s", f.text)]
+    durations = [(f.text, minutes(f.text)) for f in facts
+                 if f.kind == "duration" and not re.search(r"\sto\s", f.text) and _is_downtime(text, f)]
     durations = [(t, m) for t, m in durations if m and m >= 1]
     if not durations:
         return []

@@ -283,3 +283,16 @@ def test_an_unknown_token_is_never_shown_raw_and_a_cut_off_answer_ends_at_a_full
     assert "[NUMBER9]" not in result.rewrite and not TOKENS.search(result.rewrite)
     assert "And then the" not in result.rewrite
     assert any(f.kind == "model" and "[NUMBER9]" in f.message for f in result.flags)
+
+
+def test_outage_cost_counts_downtime_only_not_repair_times() -> None:
+    from coach.metrics import translate
+
+    draft = ("Availability was 99.5% against a 99.9% SLA. Two P1 incidents (4 h and 6 h of downtime) hit order "
+             "entry. MTTR was 5 hours.")
+    translations, questions = translate(draft, ["One hour of ERP downtime costs $20,000"])
+    business = [t.business for t in translations]
+    assert ("99.5% uptime allows about 43.8 hours of downtime a year, about $876,000 a year at the cost you gave."
+            in business)
+    assert any("4 h and 6 h of downtime cost the business about $200,000" in b for b in business)  # 10 h, not 15
+    assert not any("cost the business" in q for q in questions)

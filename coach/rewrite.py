@@ -159,7 +159,7 @@ def _fallback(rewrite: str, cleaned: str, missing: list[str]) -> tuple[str, list
     return text, flags
 
 
-def _verify(draft: str, cleaned: str, rewrite: str, facts: list[str], supplied: list[str],
+def _verify(draft: str, rewrite: str, facts: list[str], supplied: list[str],
             translations: list[MetricTranslation]) -> tuple[FactReport, list[Flag]]:
     kept = [f for f in facts if f in rewrite]
     missing = [f for f in facts if f not in rewrite]
@@ -224,10 +224,9 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     flags = _attribution(strategy.best.text, placeholders) + _claims(draft, rewrite)
     flags += [Flag(kind="model", message=f"The model referred to a figure that is not in the draft ({p}); it was "
                    "left out.", excerpt=p) for p in strategy.best.problems if p.startswith("unknown token")]
-    report, fact_flags = _verify(draft, cleaned, rewrite, facts, request.supplied_facts, translations)
-    rewrite, fallback_flags = _fallback(rewrite, cleaned, report.missing)
+    rewrite, fallback_flags = _fallback(rewrite, cleaned, [f for f in facts if f not in rewrite])
     rewrite = _append_translations(rewrite, translations)
-    report, fact_flags = _verify(draft, cleaned, rewrite, facts, request.supplied_facts, translations)
+    report, fact_flags = _verify(draft, rewrite, facts, request.supplied_facts, translations)
     result = _assemble(settings, request, kind, draft, rewrite, report, [*fact_flags, *fallback_flags, *flags],
                        translations, questions, passages, handle, strategy)
     result.timings = Timings(retrieval_ms=round(retrieval_ms, 1), first_token_ms=strategy.generations[0].first_token_ms,

@@ -49,7 +49,7 @@ ORG_DOC = ("# Incident communication standard\n\nReport every customer-facing ou
            "day, in business terms: customers affected, revenue at risk, and what we changed.\n\n{canary}\n")
 ORG_QUESTION = ("How should I report a customer-facing outage to the CFO within one business day, in business "
                 "terms?")
-SYSTEM_PROMPTS = ("rewrite_local_system", "rewrite_system", "chat_system")
+SYSTEM_PROMPTS = ("rewrite_lines_system", "rewrite_system", "chat_system")
 
 Surface = Literal["draft", "chat_message", "org_document"]
 

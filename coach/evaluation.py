@@ -51,6 +51,8 @@ class EvalRow(BaseModel):
     attribution_flags: int
     claim_flags: int = 0
     fallback_sentences: int
+    kept_sentences: int = 0  # sentences the model never rewrote well enough: shown as the draft said them
+    sentences: int = 0
     feedback: int
     citations_valid: bool
     seconds: float
@@ -97,7 +99,8 @@ def score_case(settings: Settings, case: EvalCase, result: RewriteResult, second
         fk_after=result.scores.after.fk_grade, copy_ratio=result.copy_ratio,
         attribution_flags=sum(f.kind == "attribution" for f in result.flags),
         claim_flags=sum(f.kind == "unsupported_claim" for f in result.flags),
-        fallback_sentences=sum(f.kind == "fallback" for f in result.flags), feedback=len(result.feedback),
+        fallback_sentences=sum(f.kind == "fallback" for f in result.flags), kept_sentences=len(result.kept_sentences),
+        sentences=result.sentences, feedback=len(result.feedback),
         citations_valid=_citations_valid(settings, result), seconds=round(seconds, 1), rewrite=result.rewrite,
     )
 
@@ -141,6 +144,7 @@ def summary(rows: list[EvalRow]) -> dict[str, float | int]:
         "attribution_flags": sum(r.attribution_flags for r in rows),
         "claim_flags": sum(r.claim_flags for r in rows),
         "fallback_sentences": sum(r.fallback_sentences for r in rows),
+        "kept_sentences": sum(r.kept_sentences for r in rows), "sentences": sum(r.sentences for r in rows),
         "citations_valid_share": round(sum(r.citations_valid for r in ok) / max(1, len(ok)), 3),
         "min_feedback": min((r.feedback for r in ok), default=0),
         "median_seconds": round(statistics.median(r.seconds for r in ok), 1) if ok else 0.0,
@@ -148,8 +152,8 @@ def summary(rows: list[EvalRow]) -> dict[str, float | int]:
 
 
 _COLUMNS = ("id", "facts", "kept", "flagged", "dropped", "invented_unflagged", "jargon_before", "jargon_after",
-            "fk_before", "fk_after", "copy_ratio", "attribution_flags", "claim_flags", "fallback_sentences", "feedback",
-            "citations_valid", "seconds")
+            "fk_before", "fk_after", "copy_ratio", "attribution_flags", "claim_flags", "fallback_sentences",
+            "kept_sentences", "sentences", "feedback", "citations_valid", "seconds")
 
 
 def markdown_report(rows: list[EvalRow]) -> str:

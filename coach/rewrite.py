@@ -132,8 +132,6 @@ def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cl
     persona, kind_word = AUDIENCES[request.audience], KINDS[kind]
     if handle.profile.small:
         placeholders = to_placeholders(cleaned)
-        # One paragraph in, one paragraph out: the model copies the paragraph breaks it is shown.
-        placeholders.text = plain_words(re.sub(r"\s*\n+\s*", " ", placeholders.text))
         result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress)
         restored = placeholders.restore(result.best.text)
         # A token the draft never had cannot be restored: never show it raw (the flag says what happened).
@@ -230,6 +228,9 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     report, fact_flags = _verify(draft, rewrite, facts, request.supplied_facts, translations)
     result = _assemble(settings, request, kind, draft, rewrite, report, [*fact_flags, *fallback_flags, *flags],
                        translations, questions, passages, handle, strategy)
+    if placeholders is not None:
+        result.kept_sentences = [placeholders.restore(k) for k in strategy.kept]
+        result.sentences = strategy.sentences
     result.timings = Timings(retrieval_ms=round(retrieval_ms, 1), first_token_ms=strategy.generations[0].first_token_ms,
                              total_ms=round((time.perf_counter() - started) * 1000, 1))
     if store is not None:

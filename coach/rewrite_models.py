@@ -133,6 +133,10 @@ class RewriteResult(BaseModel):
     questions: list[str] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
     copy_ratio: float = 0.0
+    # Sentence-by-sentence rewriting: draft sentences the model never rewrote well enough, kept as the draft
+    # said them (common jargon swapped for plain words), and how many sentences there were.
+    kept_sentences: list[str] = Field(default_factory=list)
+    sentences: int = 0
     review_required: bool = False
     model: str
     timings: Timings = Field(default_factory=Timings)

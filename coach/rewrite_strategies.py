@@ -1,39 +1,38 @@
 """How each kind of model is asked to rewrite, and how its answers are checked and chosen.
 
-The embedded 1.5B model copies a draft it is shown plainly, so it gets the small-model strategy: a cleaned
-draft whose facts are typed tokens, two worked examples as earlier turns of a fixed (cached) prefix, mild DRY
-sampling against copying, and up to three samples — a fresh one, one repair turn that names the missing tokens,
-another fresh one — of which code keeps the best. Strong backends get a plain prompt with the real draft and a
-bounded repair turn naming the exact strings they dropped. Every candidate is judged by code, never by a model.
+The embedded 1.5B model copies a draft it is shown plainly and invents when pushed to write freely, so it gets
+the small-model strategy: a cleaned draft whose facts are typed tokens, rewritten sentence by sentence after one
+worked example in a fixed (cached) prefix, with mild DRY sampling against copying; code checks each sentence
+against its own source and asks again only for the ones that failed (``rewrite_lines``). Strong backends get a
+plain prompt with the real draft and a bounded repair turn naming the exact strings they dropped. Every
+candidate is judged by code, never by a model.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from coach.models import ChatModelHandle, Generation, GenerationOptions, generate
-from coach.prompts import PROMPTS_DIR, data_block, load_prompt
-from coach.rewrite_models import Persona
-from coach.verify import (
-    TOKEN_RE,
-    Placeholders,
-    attribution_flags,
-    copy_ratio,
-    novel_words,
-    token_problems,
-    unsupported_claims,
+from coach.prompts import data_block, load_prompt
+from coach.rewrite_lines import (
+    LineAnswer,
+    NumberStripper,
+    assemble,
+    judge_line,
+    line_messages,
+    parse_numbered,
+    split_lines,
 )
+from coach.rewrite_models import Persona
+from coach.tokens import count_tokens
+from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, token_problems
 
-MAX_WORDS = 220
 SMALL_ATTEMPTS = 3
-SMALL_TIME_BUDGET_S = 16.0  # no new attempt starts after this; the fallback restores what is missing
+SMALL_TIME_BUDGET_S = 16.0  # no new round starts after this; sentences still failing stay as the draft said them
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
 # must be sequence breakers or the model is pushed to mangle [TIME1] on its second use.
@@ -71,6 +70,8 @@ class StrategyResult:
 
     best: Candidate
     generations: list[Generation]
+    sentences: int = 0  # sentence-by-sentence strategy: how many sentences the draft had
+    kept: list[str] = field(default_factory=list)  # ... and those kept as the draft wrote them (plain words)
 
 
 class StreamRestorer:
@@ -101,89 +102,60 @@ class StreamRestorer:
         self.pending = ""
 
 
-@lru_cache(maxsize=1)
-def _examples() -> list[dict[str, str]]:
-    with open(PROMPTS_DIR / "rewrite_examples.toml", "rb") as handle:
-        return list(tomllib.load(handle)["example"])
-
-
-def small_messages(persona: Persona, kind_word: str, draft_tokens: str) -> list[BaseMessage]:
-    """Fixed system prompt and examples first (a cached prefix), then the draft as data."""
-    user = load_prompt("rewrite_local_user")
-    messages: list[BaseMessage] = [SystemMessage(load_prompt("rewrite_local_system").fill())]
-    for example in _examples():
-        messages.append(HumanMessage(user.fill(audience=example["audience"], cares=example["cares"],
-                                               kind=example["kind"], draft=data_block("draft", example["draft"]))))
-        messages.append(AIMessage(example["rewrite"]))
-    messages.append(HumanMessage(user.fill(audience=persona.label, cares=persona.cares_about, kind=kind_word,
-                                           draft=data_block("draft", draft_tokens))))
-    return messages
-
-
-def _small_problems(text: str, unknown: list[str], overused: list[str]) -> list[str]:
-    problems = [f"unknown token {t}" for t in unknown] + [f"token {t} used too often" for t in overused]
-    if len(text.split()) > MAX_WORDS:
-        problems.append("too long")
-    if re.search(r"^\s*(?:[-*•]|\d+\.)\s", text, re.MULTILINE):
-        problems.append("bullets")
-    if not text.strip():
-        problems.append("empty")
-    if re.search(r"\d", TOKEN_RE.sub("", text)):
-        problems.append("wrote a figure of its own")  # every draft figure is a token: any other digit is invented
-    return problems
-
-
-def whole_sentences(text: str) -> str:
-    """A text cut off by the token limit, ended at its last complete sentence."""
-    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
-    return text[: ends[-1]] if ends else text
-
-
-def judge_small(text: str, generation: Generation, draft_tokens: str, placeholders: Placeholders) -> Candidate:
-    """What code finds in one small-model answer."""
-    missing, unknown, overused = token_problems(text, placeholders)
-    candidate = Candidate(text=text, generation=generation, missing=missing,
-                          problems=_small_problems(text, unknown, overused))
-    candidate.attribution = len(attribution_flags(draft_tokens, text, placeholders)) + len(
-        unsupported_claims(draft_tokens, text))
-    candidate.copy = copy_ratio(draft_tokens, text)
-    candidate.novel = len(novel_words(draft_tokens, text))
-    if candidate.copy > 0.6:
-        candidate.problems.append("copied the draft")
-    return candidate
-
-
 def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, placeholders: Placeholders,
                   on_token: TokenSink | None, on_progress: ProgressSink | None) -> StrategyResult:
-    """Up to three samples: fresh, a repair turn naming the missing tokens, fresh again; code keeps the best."""
-    base = small_messages(persona, kind_word, placeholders.text)
-    candidates: list[Candidate] = []
-    messages = base
+    """Sentence by sentence (``rewrite_lines``): all sentences once, then only those that failed, up to three
+    rounds within the time budget; a sentence that never passes stays as the draft wrote it, in plain words."""
+    lines = split_lines(placeholders.text, placeholders.statements)
+    known = set(placeholders.tokens)
+    stems = [content_stems(line.original + " " + line.plain) for line in lines]
+    owner = {token: i for i, line in reversed(list(enumerate(lines))) for token in line.tokens}  # first holder
+    best: list[LineAnswer | None] = [None] * len(lines)
+    generations: list[Generation] = []
+    todo = list(range(len(lines)))
     started = time.perf_counter()
     for attempt in range(SMALL_ATTEMPTS):
         if attempt and time.perf_counter() - started > SMALL_TIME_BUDGET_S:
-            break  # the user is waiting: keep the best so far; code repairs what it lacks
-        options = GenerationOptions(max_tokens=260, temperature=0.3, top_p=0.9, seed=1000 + attempt,
-                                    local_extra=SMALL_SAMPLING)
+            break  # the user is waiting: what has not passed stays as the draft said it
         if attempt and on_progress:
-            on_progress(f"attempt {attempt + 1}")
-        stream = StreamRestorer(on_token, placeholders)
-        generation = generate(handle, messages, options, on_token=stream)
+            on_progress(f"revising {len(todo)} sentence{'s' if len(todo) != 1 else ''}")
+        texts = [lines[i].plain for i in todo]
+        budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts))
+        options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
+                                    seed=1000 + attempt, local_extra=SMALL_SAMPLING)
+        restorer = StreamRestorer(on_token if attempt == 0 else None, placeholders)
+        stream = NumberStripper(restorer)
+        generation = generate(handle, line_messages(persona, kind_word, texts), options, on_token=stream)
         stream.flush()
-        text = whole_sentences(generation.text) if generation.finish_reason == "length" else generation.text
-        candidate = judge_small(text.strip(), generation, placeholders.text, placeholders)
-        candidates.append(candidate)
-        if candidate.rank[:3] == (0, 0, 0):
+        restorer.flush()
+        generations.append(generation)
+        answers = parse_numbered(generation.text, len(texts))
+        for position, answer in answers.items():
+            # The model sometimes skips or merges a sentence and its numbers shift: an answer is also judged
+            # against the sentence whose figures it holds.
+            for index in _targets(todo[position - 1], answer, owner):
+                others = frozenset().union(*(stem for i, stem in enumerate(stems) if i != index))
+                judged = judge_line(lines[index], answer, known, others)
+                current = best[index]
+                if current is None or judged.rank < current.rank:
+                    best[index] = judged
+        todo = [i for i in todo if not (best[i] and best[i].ok)]  # type: ignore[union-attr]
+        if not todo:
             break
-        messages = _repair_messages(base, candidate, placeholders) if attempt == 0 and candidate.missing else base
-    best = min(candidates, key=lambda c: c.rank)
-    return StrategyResult(best=best, generations=[c.generation for c in candidates])
+    chosen = [answer.text if answer and answer.ok else line.plain for line, answer in zip(lines, best, strict=True)]
+    text = assemble(lines, chosen)
+    missing, unknown, _ = token_problems(text, placeholders)
+    candidate = Candidate(text=text, generation=generations[0], missing=missing,
+                          problems=[f"unknown token {t}" for t in unknown], copy=copy_ratio(placeholders.text, text))
+    kept = [line.plain for line, answer in zip(lines, best, strict=True) if not (answer and answer.ok)]
+    return StrategyResult(best=candidate, generations=generations, sentences=len(lines), kept=kept)
 
 
-def _repair_messages(base: list[BaseMessage], candidate: Candidate, placeholders: Placeholders) -> list[BaseMessage]:
-    repair = load_prompt("rewrite_local_repair").fill(missing=", ".join(candidate.missing),
-                                                      tokens=", ".join(placeholders.tokens))
-    return [*base, AIMessage(candidate.text), HumanMessage(repair)]
+def _targets(numbered_as: int, answer: str, owner: dict[str, int]) -> list[int]:
+    """The sentence an answer was numbered for, and the one holding its first figure if that differs."""
+    first = TOKEN_RE.search(answer)
+    held = owner.get(first.group(0)) if first else None
+    return [numbered_as] if held is None or held == numbered_as else [numbered_as, held]
 
 
 def strong_messages(persona: Persona, kind_word: str, draft: str, supplied: list[str]) -> list[BaseMessage]:
@@ -219,10 +191,10 @@ def rewrite_strong(handle: ChatModelHandle, persona: Persona, kind_word: str, dr
 
 
 def warm_up(handle: ChatModelHandle) -> None:
-    """Process the fixed prefix once (system prompt and examples) so the first real rewrite reuses its cache."""
+    """Process the fixed prefix once (system prompt and example) so the first real rewrite reuses its cache."""
     if not handle.profile.small:
         return
     from coach.rewrite_models import AUDIENCES
 
-    messages = small_messages(AUDIENCES["cfo"], "email", "Hello.")
+    messages = line_messages(AUDIENCES["cfo"], "email", ["Hello."])
     generate(handle, messages, GenerationOptions(max_tokens=1, temperature=0.0, local_extra=SMALL_SAMPLING))

@@ -17,7 +17,7 @@ from coach.facts import Fact, extract_facts
 TOKEN_RE = re.compile(r"\[([A-Z]+)(\d+)\]")
 _LABEL = {"date": "DATE", "time": "TIME", "duration": "DURATION", "percent": "PERCENT", "money": "AMOUNT",
           "number": "NUMBER", "code": "CODE", "system": "SYSTEM"}
-_STOP = frozenset(["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "being", "this", "that", "these", "those", "it", "its", "we", "our", "us", "you", "your", "they", "their", "them", "he", "she", "his", "her", "i", "me", "my", "will", "would", "can", "could", "should", "may", "might", "must", "has", "have", "had", "do", "does", "did", "not", "no", "so", "than", "then", "there", "here", "when", "while", "during", "after", "before", "about", "into", "over", "under", "up", "down", "out", "off", "all", "any", "each", "some", "more", "most", "less", "also", "just", "only", "very", "such", "which", "who", "whom", "what", "where", "why", "how", "per", "approximately", "around", "since", "until"])
+STOP_WORDS = frozenset(["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "being", "this", "that", "these", "those", "it", "its", "we", "our", "us", "you", "your", "they", "their", "them", "he", "she", "his", "her", "i", "me", "my", "will", "would", "can", "could", "should", "may", "might", "must", "has", "have", "had", "do", "does", "did", "not", "no", "so", "than", "then", "there", "here", "when", "while", "during", "after", "before", "about", "into", "over", "under", "up", "down", "out", "off", "all", "any", "each", "some", "more", "most", "less", "also", "just", "only", "very", "such", "which", "who", "whom", "what", "where", "why", "how", "per", "approximately", "around", "since", "until"])
 
 
 @dataclass
@@ -80,10 +80,10 @@ def copy_ratio(draft: str, rewrite: str, n: int = 5) -> float:
     return round(len(grams & found) / len(grams), 3)
 
 
-def _stems(text: str) -> set[str]:
+def content_stems(text: str) -> set[str]:
     """Content-word stems (first five letters), without tokens or stop words."""
     plain = TOKEN_RE.sub(" ", text)
-    return {w[:5] for w in _words(plain) if w not in _STOP and not w[0].isdigit() and len(w) > 2}
+    return {w[:5] for w in _words(plain) if w not in STOP_WORDS and not w[0].isdigit() and len(w) > 2}
 
 
 @dataclass
@@ -101,7 +101,7 @@ def attribution_flags(draft_ph: str, output_ph: str, placeholders: Placeholders)
     draft_sentences = sentences(draft_ph)
     flags: list[AttributionFlag] = []
     for out_sentence in sentences(output_ph):
-        out_stems = _stems(out_sentence)
+        out_stems = content_stems(out_sentence)
         out_tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(out_sentence)))
         for token in out_tokens:
             if token not in placeholders.tokens:
@@ -110,11 +110,11 @@ def attribution_flags(draft_ph: str, output_ph: str, placeholders: Placeholders)
             if not home:
                 continue
             # Shared words, plus other facts that sat with this one in the draft: both say "same event".
-            own = max(len(out_stems & _stems(s)) + sum(t in s for t in out_tokens if t != token) for s in home)
+            own = max(len(out_stems & content_stems(s)) + sum(t in s for t in out_tokens if t != token) for s in home)
             # Draft sentences holding none of this sentence's facts: a merged sentence is not misattribution.
-            others = [len(out_stems & _stems(s)) for s in draft_sentences if not any(t in s for t in out_tokens)]
+            others = [len(out_stems & content_stems(s)) for s in draft_sentences if not any(t in s for t in out_tokens)]
             if own == 0 or (others and max(others) >= own + 2):
-                best = max(home, key=lambda s: len(out_stems & _stems(s)))
+                best = max(home, key=lambda s: len(out_stems & content_stems(s)))
                 flags.append(AttributionFlag(token, placeholders.tokens[token],
                                              placeholders.restore(out_sentence), placeholders.restore(best)))
     return flags
@@ -200,11 +200,11 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-_COMMON = frozenset(["business", "customer", "customers", "user", "users", "staff", "people", "service", "services", "system", "systems", "team", "teams", "issue", "issues", "problem", "problems", "time", "times", "help", "helps", "ensure", "work", "working", "affected", "affect", "affecting", "impact", "impacted", "new", "also", "will", "would", "result", "results", "change", "changes", "changed", "process", "period", "during", "today", "week", "month", "year", "years", "update", "updates", "data", "place", "able", "make", "made", "need", "needs", "number", "numbers", "high", "higher", "low", "lower", "part", "parts", "well", "available", "availability", "expect", "expected", "some", "more", "most", "less", "caused", "cause", "causing", "leading", "led", "went", "using", "used", "added", "another", "progress", "complete", "completed"])
+COMMON_WORDS = frozenset(["business", "customer", "customers", "user", "users", "staff", "people", "service", "services", "system", "systems", "team", "teams", "issue", "issues", "problem", "problems", "time", "times", "help", "helps", "ensure", "work", "working", "affected", "affect", "affecting", "impact", "impacted", "new", "also", "will", "would", "result", "results", "change", "changes", "changed", "process", "period", "during", "today", "week", "month", "year", "years", "update", "updates", "data", "place", "able", "make", "made", "need", "needs", "number", "numbers", "high", "higher", "low", "lower", "part", "parts", "well", "available", "availability", "expect", "expected", "some", "more", "most", "less", "caused", "cause", "causing", "leading", "led", "went", "using", "used", "added", "another", "progress", "complete", "completed"])
 
 
 def novel_words(draft: str, rewrite: str) -> list[str]:
     """Content words of the rewrite that neither the draft nor common business prose uses (a sign of invention)."""
-    known = {w[:5] for w in re.findall(r"[a-z][a-z'-]+", draft.lower())} | {w[:5] for w in _COMMON}
+    known = {w[:5] for w in re.findall(r"[a-z][a-z'-]+", draft.lower())} | {w[:5] for w in COMMON_WORDS}
     plain = TOKEN_RE.sub(" ", rewrite).lower()
-    return [w for w in re.findall(r"[a-z][a-z'-]+", plain) if w not in _STOP and len(w) > 3 and w[:5] not in known]
+    return [w for w in re.findall(r"[a-z][a-z'-]+", plain) if w not in STOP_WORDS and len(w) > 3 and w[:5] not in known]

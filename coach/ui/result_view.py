@@ -54,6 +54,12 @@ def render_notices(result: RewriteResult) -> None:
             continue  # already listed above, from the fact report
         excerpt = f" — “{one_line(flag.excerpt, 120)}”" if flag.excerpt else ""
         st.warning(f"{one_line(flag.message, 300)}{excerpt}", icon=":material/flag:")
+    if result.kept_sentences:
+        items = "\n".join(f"- {one_line(k, 160)}" for k in result.kept_sentences[:8])
+        more = f"\n- … and {len(result.kept_sentences) - 8} more" if len(result.kept_sentences) > 8 else ""
+        st.info(f"**{len(result.kept_sentences)} of {result.sentences} sentences are as you wrote them** (only "
+                "jargon swapped for plain words): the model's versions did not pass the coach's checks.\n"
+                f"{items}{more}", icon=":material/edit_note:")
     if not (result.facts.missing or result.facts.added or result.review_required):
         st.success(f"Fact lock: all {len(result.facts.draft)} facts of your draft are in the rewrite, "
                    "and it adds no figures of its own.", icon=":material/verified:")

@@ -1,0 +1,246 @@
+"""The embedded model rewrites a draft sentence by sentence, and code checks every sentence on its own.
+
+Asked for a paragraph, the 1.5B model either copies or writes fluent text that puts figures on the wrong
+event and adds causes and benefits nobody stated. Asked to rewrite numbered sentences one for one, it stays
+close to each sentence's meaning, and code can check each answer exactly against its own source sentence:
+
+- every fact token of the source sentence is there, and no token of another sentence (attribution is exact);
+- no figure of its own, no benefit, cost or cause word the sentence does not use, no new noun right after a
+  figure ("1600 build *people*"), not much longer than the source;
+- otherwise the sentence is asked for again (a short request with only the failed sentences), and what still
+  fails is kept as the draft's own sentence in plain words. Every kept sentence is correct by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from coach.analysis import sentences
+from coach.plain import plain_words
+from coach.prompts import PROMPTS_DIR, data_block, load_prompt
+from coach.rewrite_models import Persona
+from coach.verify import COMMON_WORDS, STOP_WORDS, TOKEN_RE, content_stems, copy_ratio, novel_words, unsupported_claims
+
+_NUMBERED = re.compile(r"^\s*(?:\*\*)?(\d{1,3})[.)](?:\*\*)?\s*(.*)$")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+MAX_NOVEL = 2  # more words than this that neither the sentence nor common prose uses: the model is inventing
+
+
+@dataclass
+class Line:
+    """One sentence of the draft, facts as tokens."""
+
+    original: str  # the draft's words
+    plain: str  # with common jargon in plain words (what the model is shown, and the safe fallback)
+    paragraph: int
+    tokens: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)  # facts kept as words ("no downtime")
+
+
+@dataclass
+class LineAnswer:
+    """One model answer for one sentence, and what code found in it."""
+
+    text: str
+    problems: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+    novel: list[str] = field(default_factory=list)
+    copy: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Safe to show: no hard problem and no claim the sentence does not make."""
+        return not self.problems and not self.claims and len(self.novel) <= MAX_NOVEL
+
+    @property
+    def rank(self) -> tuple[int, int, int, float]:
+        """Lower is better: hard problems, claims, invented words, then copying."""
+        return (len(self.problems), len(self.claims), len(self.novel), self.copy)
+
+
+def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
+    """The draft's sentences in order, each remembering its paragraph, its tokens and its word facts."""
+    lines: list[Line] = []
+    for number, paragraph in enumerate(p for p in re.split(r"\n\s*\n", token_text) if p.strip()):
+        for sentence in sentences(re.sub(r"\s*\n\s*", " ", paragraph)):
+            tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(sentence)))
+            said = [s for s in statements or [] if s.lower() in sentence.lower()]
+            lines.append(Line(original=sentence, plain=plain_words(sentence), paragraph=number, tokens=tokens,
+                              statements=said))
+    return lines
+
+
+def numbered(texts: list[str]) -> str:
+    """``1. first\\n2. second`` — the shape the model answers in."""
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(texts, 1))
+
+
+def parse_numbered(text: str, count: int) -> dict[int, str]:
+    """The model's answer by sentence number (1-based); extra, repeated or out-of-range numbers are dropped."""
+    found: dict[int, str] = {}
+    current: int | None = None
+    for raw in text.splitlines():
+        match = _NUMBERED.match(raw)
+        if match:
+            number = int(match.group(1))
+            current = number if 1 <= number <= count and number not in found else None
+            if current is not None:
+                found[current] = match.group(2).strip()
+        elif current is not None and raw.strip():
+            found[current] = f"{found[current]} {raw.strip()}"  # a sentence the model wrapped onto a new line
+    return found
+
+
+def _after_token_words(text: str) -> list[str]:
+    """The two words right after each token ("[NUMBER1] new packages" -> "new", "packages"), lower-cased."""
+    found: list[str] = []
+    for match in re.finditer(r"\](?:\s+([A-Za-z][A-Za-z'-]*))?(?:\s+([A-Za-z][A-Za-z'-]*))?", text):
+        found += [w.lower() for w in match.groups() if w]
+    return found
+
+
+# Words that limit or reverse what a sentence says: dropping or adding one changes its meaning
+# ("still partially served" is not "still served"; "might be disrupted" is not "will be disrupted").
+_LIMITS = {"not": "not", "no": "no", "never": "never", "without": "without", "only": "only", "partially": "partly",
+           "partly": "partly", "except": "except", "unless": "unless", "might": "may", "may": "may",
+           "none": "none", "nothing": "nothing", "cannot": "not"}
+# Judgements a sentence must not gain: "a brief outage", "a minor change", "a seamless move".
+_JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", "temporary", "huge", "massive",
+                         "critical", "severe", "serious", "impressive", "excellent", "great", "good", "bad",
+                         "successful", "successfully", "smooth", "smoothly", "seamless", "seamlessly", "easy",
+                         "simple", "free", "always", "fully", "completely", "entirely", "quickly", "immediately",
+                         "high", "low", "amazing", "remarkable", "strong", "well"])
+
+
+def _limits(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower().replace("\u2019", "'"))
+    return {"not" if w.endswith("n't") else _LIMITS[w] for w in words if w.endswith("n't") or w in _LIMITS}
+
+
+def _qualifiers(text: str) -> list[str]:
+    """The word that says what a count or share is of: "[NUMBER1] total requests" -> "total",
+    "[PERCENT1] of active users" -> "active"."""
+    found = re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT)\d+\](?:\s+(?:of|the|a|an))*\s+([A-Za-z][A-Za-z'-]*)", text)
+    return [m.group(1).lower() for m in found if m.group(1).lower() not in STOP_WORDS]
+
+
+def _has_word(text: str, word: str) -> bool:
+    """``word`` or a form of it (same first four letters) is in ``text``."""
+    stem = re.escape(word[:4] if len(word) > 4 else word)
+    return re.search(rf"\b{stem}", text, re.IGNORECASE) is not None
+
+
+def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[str] = frozenset()) -> LineAnswer:
+    """What code finds in the model's version of one sentence (``others``: the other sentences' word stems)."""
+    text = answer.strip()
+    result = LineAnswer(text=text)
+    used = [m.group(0) for m in TOKEN_RE.finditer(text)]
+    source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
+    if not text:
+        result.problems.append("empty")
+    result.problems += [f"left out {t}" for t in line.tokens if t not in used]
+    result.problems += [f'left out "{s}"' for s in line.statements if s.lower() not in text.lower()]
+    result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
+                        if t not in line.tokens and t in all_tokens]
+    result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]
+    if re.search(r"\d", TOKEN_RE.sub("", text)) and not re.search(r"\d", TOKEN_RE.sub("", line.original)):
+        result.problems.append("wrote a figure of its own")
+    if len(text.split()) > 2 * len(line.original.split()) + 12:
+        result.problems.append("too long")
+    result.problems += [f'"{w}" after a figure' for w in _after_token_words(text)
+                        if w not in STOP_WORDS and w not in source_words]
+    result.problems += [f'dropped "{w}"' for w in _qualifiers(line.original) if not _has_word(text, w)]
+    own_stems = content_stems(line.original + " " + line.plain)
+    borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}
+                      if not any(stem.startswith(w) for w in source_words if len(w) >= 3))  # "cert" -> "certificate"
+    result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
+    before, after = _limits(line.original), _limits(text)
+    result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
+    result.problems += [f'added "{w}"' for w in sorted(after - before)]
+    reference = line.original + "\n" + line.plain
+    result.claims = [w for _, words in unsupported_claims(reference, text) for w in words]
+    result.claims += sorted({w for w in re.findall(r"[a-z]+", text.lower()) if w in _JUDGEMENTS} - source_words)
+    own = content_stems(reference)
+    if len(own) >= 2 and not own & content_stems(text):
+        result.problems.append("not about the same thing")
+    result.novel = novel_words(reference, text)
+    result.copy = copy_ratio(line.plain, text, n=3) if len(line.plain.split()) >= 3 else 1.0
+    return result
+
+
+@lru_cache(maxsize=1)
+def _examples() -> list[dict[str, str]]:
+    with open(PROMPTS_DIR / "rewrite_lines_examples.toml", "rb") as handle:
+        return list(tomllib.load(handle)["example"])
+
+
+def _user(audience: str, cares: str, kind: str, texts: list[str]) -> HumanMessage:
+    return HumanMessage(load_prompt("rewrite_lines_user").fill(
+        audience=audience, cares=cares, kind=kind, draft=data_block("draft", numbered(texts))))
+
+
+def line_messages(persona: Persona, kind_word: str, texts: list[str]) -> list[BaseMessage]:
+    """Fixed system prompt and one worked example first (a cached prefix), then the sentences as data."""
+    messages: list[BaseMessage] = [SystemMessage(load_prompt("rewrite_lines_system").fill())]
+    for example in _examples():
+        source = [s.strip() for s in example["draft"].strip().splitlines() if s.strip()]
+        answer = [s.strip() for s in example["rewrite"].strip().splitlines() if s.strip()]
+        messages += [_user(example["audience"], example["cares"], example["kind"], source),
+                     AIMessage(numbered(answer))]
+    messages.append(_user(persona.label, persona.cares_about, kind_word, texts))
+    return messages
+
+
+def assemble(lines: list[Line], chosen: list[str]) -> str:
+    """Sentences back into the draft's paragraphs."""
+    paragraphs: dict[int, list[str]] = {}
+    for line, text in zip(lines, chosen, strict=True):
+        sentence = text.strip()
+        if sentence and sentence[-1] not in ".!?:":
+            sentence += "."
+        paragraphs.setdefault(line.paragraph, []).append(sentence)
+    return "\n\n".join(" ".join(p) for p in paragraphs.values())
+
+
+class NumberStripper:
+    """Passes streamed text on without the "3. " each line starts with."""
+
+    def __init__(self, sink: Callable[[str], None] | None) -> None:
+        self.sink, self.pending, self.at_line_start = sink, "", True
+
+    def __call__(self, chunk: str) -> None:
+        if self.sink is None:
+            return
+        self.pending += chunk
+        out: list[str] = []
+        while self.pending:
+            if self.at_line_start:
+                match = re.match(r"\s*\d{1,3}[.)]\s*", self.pending)
+                if match is None and re.fullmatch(r"\s*\d{0,3}[.)]?", self.pending):
+                    break  # maybe the start of a number: wait for more
+                if match:
+                    self.pending = self.pending[match.end():]
+                self.at_line_start = False
+                continue
+            newline = self.pending.find("\n")
+            if newline < 0:
+                out.append(self.pending)
+                self.pending = ""
+            else:
+                out.append(self.pending[:newline] + " ")
+                self.pending = self.pending[newline + 1:]
+                self.at_line_start = True
+        if out:
+            self.sink("".join(out))
+
+    def flush(self) -> None:
+        """Emit whatever is held back."""
+        if self.sink and self.pending.strip():
+            self.sink(self.pending)
+        self.pending = ""

@@ -1,0 +1,77 @@
+"""Sentence-by-sentence rewriting: parsing the model's numbered answer, streaming it, judging each sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.rewrite_lines import Line, NumberStripper, assemble, judge_line, parse_numbered, split_lines
+from coach.verify import content_stems
+
+
+def test_numbered_answers_are_read_by_number_whatever_the_model_adds() -> None:
+    text = "Here you go:\n1. First one.\n**2.** Second one\nwrapped onto a new line.\n2. A repeat.\n7. Beyond.\n3) Third."
+    assert parse_numbered(text, 3) == {1: "First one.", 2: "Second one wrapped onto a new line.", 3: "Third."}
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 8])
+def test_streamed_numbers_are_hidden_wherever_the_chunks_break(cut: int) -> None:
+    text = "1. The system was down.\n2. We fixed it at [TIME1].\n10. Done."
+    seen: list[str] = []
+    stripper = NumberStripper(seen.append)
+    for start in range(0, len(text), cut):
+        stripper(text[start:start + cut])
+    stripper.flush()
+    assert "".join(seen).split() == "The system was down. We fixed it at [TIME1]. Done.".split()
+
+
+def test_sentences_keep_their_paragraph_tokens_and_word_facts() -> None:
+    lines = split_lines("We moved the CDN at [TIME1]. There was no downtime.\n\nNext: the API.", ["no downtime"])
+    assert [(line.paragraph, line.tokens, line.statements) for line in lines] == [
+        (0, ["[TIME1]"], []), (0, [], ["no downtime"]), (1, [], [])]
+    assert lines[0].plain == "We moved the content network at [TIME1]."
+    assert assemble(lines, ["We moved it at [TIME1]", "Nobody lost access.", "Then the interface."]) == (
+        "We moved it at [TIME1]. Nobody lost access.\n\nThen the interface.")
+
+
+def line(text: str) -> Line:
+    return split_lines(text)[0]
+
+
+@pytest.mark.parametrize(("source", "answer", "problem"), [
+    ("The index is still partially served by CloudFront.", "The index is still served by CloudFront.", 'dropped "partly"'),
+    ("Services might be disrupted.", "Services will be disrupted.", 'dropped "may"'),
+    ("The build queue grew.", "The build queue did not grow.", 'added "not"'),
+    ("The service seems back to normal.", "We were watching it.", "not about the same thing"),
+    ("[NUMBER1] new files published.", "[NUMBER1] new packages added.", '"packages" after a figure'),
+    ("We start on [DATE1].", "We start on [DATE1] at 9 am.", "wrote a figure of its own"),
+    ("We start on [DATE1].", "We start on [DATE2].", "[DATE2] belongs to another sentence"),
+    ("[NUMBER1] total requests served.", "[NUMBER1] requests were served.", 'dropped "total"'),
+    ("[PERCENT1] of active users use two-step login.", "[PERCENT1] of users use two-step login.", 'dropped "active"'),
+])
+def test_a_sentence_that_changes_its_meaning_fails(source: str, answer: str, problem: str) -> None:
+    judged = judge_line(line(source), answer, {"[NUMBER1]", "[DATE1]", "[DATE2]"})
+    assert problem in judged.problems and not judged.ok
+
+
+def test_invented_judgements_and_benefits_are_claims() -> None:
+    judged = judge_line(line("The feature flags service had an outage lasting [DURATION1]."),
+                        "A brief outage of the feature flags service lasted [DURATION1], improving nothing.",
+                        {"[DURATION1]"})
+    assert "brief" in judged.claims and "improv" in judged.claims and not judged.ok
+
+
+def test_a_faithful_plain_rewrite_passes() -> None:
+    judged = judge_line(line("All servers will be read-only during the switch to protect data integrity."),
+                        "During the switch, all servers will be read-only to protect the data.", set())
+    assert judged.ok, (judged.problems, judged.claims, judged.novel)
+
+
+def test_a_word_taken_from_a_neighbouring_sentence_fails_but_a_spelled_out_abbreviation_passes() -> None:
+    lines = split_lines("[NUMBER1] total requests served. [NUMBER2] per second on average. Renewed the cert. "
+                        "The certificate had expired.")
+    others = [content_stems(" ".join(x.original for j, x in enumerate(lines) if j != i)) for i in range(len(lines))]
+    tokens = {"[NUMBER1]", "[NUMBER2]"}
+    moved = judge_line(lines[0], "[NUMBER1] total requests per second were served.", tokens, frozenset(others[0]))
+    assert '"secon" comes from another sentence' in moved.problems
+    spelled = judge_line(lines[2], "We renewed the certificate.", tokens, frozenset(others[2]))
+    assert spelled.ok, spelled.problems

@@ -29,6 +29,7 @@ from coach.verify import COMMON_WORDS, STOP_WORDS, TOKEN_RE, content_stems, copy
 
 _NUMBERED = re.compile(r"^\s*(?:\*\*)?(\d{1,3})[.)](?:\*\*)?\s*(.*)$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+COPIED = 0.75  # a safe answer repeating this share of its sentence's word triples is asked for again if time allows
 MAX_NOVEL = 2  # more words than this that neither the sentence nor common prose uses: the model is inventing
 
 
@@ -59,9 +60,9 @@ class LineAnswer:
         return not self.problems and not self.claims and len(self.novel) <= MAX_NOVEL
 
     @property
-    def rank(self) -> tuple[int, int, int, float]:
-        """Lower is better: hard problems, claims, invented words, then copying."""
-        return (len(self.problems), len(self.claims), len(self.novel), self.copy)
+    def rank(self) -> tuple[bool, int, int, float, int]:
+        """Lower is better: safe first, then fewer hard problems and claims, less copying, fewer invented words."""
+        return (not self.ok, len(self.problems), len(self.claims), self.copy, len(self.novel))
 
 
 def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
@@ -123,11 +124,14 @@ def _limits(text: str) -> set[str]:
     return {"not" if w.endswith("n't") else _LIMITS[w] for w in words if w.endswith("n't") or w in _LIMITS}
 
 
+_WEAK = frozenset(["total", "overall", "roughly", "about", "nearly", "almost", "some", "over"])
+
+
 def _qualifiers(text: str) -> list[str]:
     """The word that says what a count or share is of: "[NUMBER1] total requests" -> "total",
     "[PERCENT1] of active users" -> "active"."""
     found = re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT)\d+\](?:\s+(?:of|the|a|an))*\s+([A-Za-z][A-Za-z'-]*)", text)
-    return [m.group(1).lower() for m in found if m.group(1).lower() not in STOP_WORDS]
+    return [m.group(1).lower() for m in found if m.group(1).lower() not in STOP_WORDS | _WEAK]
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -136,9 +140,24 @@ def _has_word(text: str, word: str) -> bool:
     return re.search(rf"\b{stem}", text, re.IGNORECASE) is not None
 
 
+def reattach(line: Line, answer: str) -> str:
+    """Put back a token the model left out where the draft had it in brackets after a word the answer still
+    uses: "Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again."""
+    for token in line.tokens:
+        if token in answer:
+            continue
+        found = re.search(rf"([A-Za-z][\w.'-]*)\s*\(\s*{re.escape(token)}\s*\)", line.original)
+        if found is None:
+            continue
+        word = re.search(rf"\b{re.escape(found.group(1))}\b", answer, re.IGNORECASE)
+        if word is not None:
+            answer = f"{answer[:word.end()]} ({token}){answer[word.end():]}"
+    return answer
+
+
 def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[str] = frozenset()) -> LineAnswer:
     """What code finds in the model's version of one sentence (``others``: the other sentences' word stems)."""
-    text = answer.strip()
+    text = reattach(line, answer.strip())
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}

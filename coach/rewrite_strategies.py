@@ -19,6 +19,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from coach.models import ChatModelHandle, Generation, GenerationOptions, generate
 from coach.prompts import data_block, load_prompt
 from coach.rewrite_lines import (
+    COPIED,
+    Line,
     LineAnswer,
     NumberStripper,
     assemble,
@@ -139,7 +141,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                 current = best[index]
                 if current is None or judged.rank < current.rank:
                     best[index] = judged
-        todo = [i for i in todo if not (best[i] and best[i].ok)]  # type: ignore[union-attr]
+        todo = [i for i in todo if not _done(lines[i], best[i])]
         if not todo:
             break
     chosen = [answer.text if answer and answer.ok else line.plain for line, answer in zip(lines, best, strict=True)]
@@ -149,6 +151,11 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                           problems=[f"unknown token {t}" for t in unknown], copy=copy_ratio(placeholders.text, text))
     kept = [line.plain for line, answer in zip(lines, best, strict=True) if not (answer and answer.ok)]
     return StrategyResult(best=candidate, generations=generations, sentences=len(lines), kept=kept)
+
+
+def _done(line: Line, answer: LineAnswer | None) -> bool:
+    """Safe, and not a near-copy of a sentence long enough to say differently."""
+    return answer is not None and answer.ok and (answer.copy < COPIED or len(line.plain.split()) < 6)
 
 
 def _targets(numbered_as: int, answer: str, owner: dict[str, int]) -> list[int]:

@@ -132,7 +132,7 @@ def test_a_sentence_that_never_passes_stays_as_the_draft_wrote_it_in_plain_words
     ("[PERCENT1] of shoppers failed with [CODE1] errors.", "new noun after a figure"),
 ])
 def test_a_wrong_sentence_never_reaches_the_rewrite(wrong: str, why: str) -> None:
-    handle, fake = small_handle(*(lambda m: answer(draft_lines(m), {SECOND: wrong}),) * 3)
+    handle, _ = small_handle(*(lambda m: answer(draft_lines(m), {SECOND: wrong}),) * 3)
     result = run(handle)
     assert "About 35% of checkout requests failed with HTTP 503 errors." in result.rewrite, why
     assert not TOKENS.search(result.rewrite)

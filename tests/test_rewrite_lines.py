@@ -9,7 +9,8 @@ from coach.verify import content_stems
 
 
 def test_numbered_answers_are_read_by_number_whatever_the_model_adds() -> None:
-    text = "Here you go:\n1. First one.\n**2.** Second one\nwrapped onto a new line.\n2. A repeat.\n7. Beyond.\n3) Third."
+    text = ("Here you go:\n1. First one.\n**2.** Second one\nwrapped onto a new line.\n2. A repeat.\n7. Beyond.\n"
+            "3) Third.")
     assert parse_numbered(text, 3) == {1: "First one.", 2: "Second one wrapped onto a new line.", 3: "Third."}
 
 
@@ -21,7 +22,7 @@ def test_streamed_numbers_are_hidden_wherever_the_chunks_break(cut: int) -> None
     for start in range(0, len(text), cut):
         stripper(text[start:start + cut])
     stripper.flush()
-    assert "".join(seen).split() == "The system was down. We fixed it at [TIME1]. Done.".split()
+    assert " ".join("".join(seen).split()) == "The system was down. We fixed it at [TIME1]. Done."
 
 
 def test_sentences_keep_their_paragraph_tokens_and_word_facts() -> None:
@@ -38,7 +39,8 @@ def line(text: str) -> Line:
 
 
 @pytest.mark.parametrize(("source", "answer", "problem"), [
-    ("The index is still partially served by CloudFront.", "The index is still served by CloudFront.", 'dropped "partly"'),
+    ("The index is still partially served by CloudFront.", "The index is still served by CloudFront.",
+     'dropped "partly"'),
     ("Services might be disrupted.", "Services will be disrupted.", 'dropped "may"'),
     ("The build queue grew.", "The build queue did not grow.", 'added "not"'),
     ("The service seems back to normal.", "We were watching it.", "not about the same thing"),
@@ -71,8 +73,9 @@ def test_a_word_taken_from_a_neighbouring_sentence_fails_but_a_spelled_out_abbre
                         "The certificate had expired.")
     others = [content_stems(" ".join(x.original for j, x in enumerate(lines) if j != i)) for i in range(len(lines))]
     tokens = {"[NUMBER1]", "[NUMBER2]"}
-    moved = judge_line(lines[0], "[NUMBER1] total requests per second were served.", tokens, frozenset(others[0]))
-    assert '"secon" comes from another sentence' in moved.problems
+    moved = judge_line(lines[0], "[NUMBER1] total requests per second on average were served.", tokens,
+                       frozenset(others[0]))
+    assert '"secon" comes from another sentence' in moved.problems and not moved.ok
     spelled = judge_line(lines[2], "We renewed the certificate.", tokens, frozenset(others[2]))
     assert spelled.ok, spelled.problems
 
@@ -83,3 +86,10 @@ def test_a_bracketed_name_the_model_left_out_is_put_back_after_its_word() -> Non
                         {"[SYSTEM1]", "[SYSTEM2]"})
     assert judged.text == "Rust releases ([SYSTEM1]) and crates ([SYSTEM2]) will be delivered by CloudFront and Fastly."
     assert judged.ok
+
+
+def test_a_token_name_echoed_in_brackets_is_dropped() -> None:
+    judged = judge_line(line("Once [SYSTEM2] is live, we start on [SYSTEM1]."),
+                        "Once [SYSTEM2] (System2) is live, we start on [SYSTEM1] (SYSTEM1).",
+                        {"[SYSTEM1]", "[SYSTEM2]"})
+    assert judged.text == "Once [SYSTEM2] is live, we start on [SYSTEM1]." and judged.ok

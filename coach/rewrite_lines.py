@@ -126,14 +126,23 @@ def _limits(text: str) -> set[str]:
 
 # The model sometimes echoes a token's name after it: "[SYSTEM2] (System2)".
 _ECHO = re.compile(r"(?<=\])\s*\((?:system|number|percent|time|date|duration|amount|code)\s*\d+\)", re.IGNORECASE)
+_REPEAT = re.compile(r"\b([A-Z][\w.-]*(?: [A-Z][\w.-]*)?) \(\1\)")  # "Fastly (Fastly)"
 _WEAK = frozenset(["total", "overall", "roughly", "about", "nearly", "almost", "some", "over"])
 
 
 def _qualifiers(text: str) -> list[str]:
-    """The word that says what a count or share is of: "[NUMBER1] total requests" -> "total",
-    "[PERCENT1] of active users" -> "active"."""
-    found = re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT)\d+\](?:\s+(?:of|the|a|an))*\s+([A-Za-z][A-Za-z'-]*)", text)
-    return [m.group(1).lower() for m in found if m.group(1).lower() not in STOP_WORDS | _WEAK]
+    """The words that say what a count or share is of: "[NUMBER1] new files published" -> "new", "files";
+    "[PERCENT1] of active users" -> "active", "users" (the first two that are not stop or weak words)."""
+    found: list[str] = []
+    for match in re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT)\d+\]((?:\s+[A-Za-z][A-Za-z'-]*){1,4})", text):
+        words = [w.lower() for w in match.group(1).split()]
+        found += [w for w in words if w not in STOP_WORDS | _WEAK][:2]
+    return found
+
+
+def _bracketed(text: str) -> set[str]:
+    """Tokens written inside brackets: "(T392465)" is a reference, not a version the sentence is about."""
+    return {m.group(0) for group in re.findall(r"\(([^()]*)\)", text) for m in TOKEN_RE.finditer(group)}
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -159,7 +168,7 @@ def reattach(line: Line, answer: str) -> str:
 
 def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[str] = frozenset()) -> LineAnswer:
     """What code finds in the model's version of one sentence (``others``: the other sentences' word stems)."""
-    text = reattach(line, _ECHO.sub("", answer.strip()))
+    text = reattach(line, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip())))
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
@@ -182,6 +191,8 @@ def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[
                       if not any(stem.startswith(w) for w in source_words if len(w) >= 3))  # "cert" -> "certificate"
     if len(borrowed) >= 2:  # one word may be a synonym the draft happens to use elsewhere; two are content moved
         result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
+    result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
+                        if t in text]
     before, after = _limits(line.original), _limits(text)
     result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]

@@ -40,7 +40,7 @@ GOOD = {
     "On [DATE1] the order interface was down for [DURATION1], from [TIME1].":
         "The order system was down on [DATE1] for [DURATION1], from [TIME1].",
     "[PERCENT1] of checkout requests failed with [CODE1] errors.":
-        "[PERCENT1] of checkout attempts failed with [CODE1] errors.",
+        "[PERCENT1] of checkout requests ended in [CODE1] errors.",
     "Root cause: a certificate on the load balancer expired.": "The cause was an expired certificate.",
     "Renewed the cert.": "We renewed the certificate.",
     "Added expiry monitoring.": "We now watch for expiry.",
@@ -106,7 +106,7 @@ def test_a_sentence_that_drops_a_figure_is_asked_for_again_alone() -> None:
     result = run(handle)
     assert len(fake.calls) == 2
     assert draft_lines(fake.calls[1][0]) == [SECOND]  # only the failed sentence, not the whole draft
-    assert "About 35% of checkout attempts failed with HTTP 503 errors." in result.rewrite
+    assert "About 35% of checkout requests ended in HTTP 503 errors." in result.rewrite
     assert "Many checkout" not in result.rewrite and result.facts.missing == []
 
 
@@ -149,7 +149,7 @@ def test_answers_whose_numbers_shifted_are_matched_by_their_figures() -> None:
 
     handle, fake = small_handle(skips_first, skips_first, skips_first)
     result = run(handle)
-    assert "About 35% of checkout attempts failed with HTTP 503 errors." in result.rewrite
+    assert "About 35% of checkout requests ended in HTTP 503 errors." in result.rewrite
     assert draft_lines(fake.calls[1][0])[0].startswith("On [DATE1]")  # asked again for the skipped one
 
 

@@ -116,7 +116,8 @@ _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", 
                          "critical", "severe", "serious", "impressive", "excellent", "great", "good", "bad",
                          "successful", "successfully", "smooth", "smoothly", "seamless", "seamlessly", "easy",
                          "simple", "free", "always", "fully", "completely", "entirely", "quickly", "immediately",
-                         "high", "low", "amazing", "remarkable", "strong", "well"])
+                         "high", "low", "amazing", "remarkable", "strong", "well", "rapid", "rapidly", "growing",
+                         "popular", "widely", "largely", "mostly"])
 
 
 def _limits(text: str) -> set[str]:

@@ -72,6 +72,16 @@ def test_missing_facts_and_review_required_cannot_be_overlooked(monkeypatch: pyt
     assert not at.success  # no reassuring message next to a miss
 
 
+def test_sentences_kept_as_written_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = ["Uptime was 99.9% against a 99.5% target.", "<b>MTTR</b> fell."]
+    StubRewrite(lambda r: stub_result(r.draft, kept_sentences=kept, sentences=5, review_required=True)
+                ).install(monkeypatch)
+    at = rewrite()
+    notes = [str(i.value) for i in at.info]
+    assert any("2 of 5 sentences are as you wrote them" in n and "Uptime was" in n for n in notes)
+    assert all("<b>MTTR</b>" not in n for n in notes if "MTTR" in n)  # escaped: shown as text, never rendered
+
+
 def test_model_down_keeps_the_draft_on_screen_and_across_a_reload(monkeypatch: pytest.MonkeyPatch) -> None:
     StubRewrite(ModelUnavailable("The model server cannot be reached.", hint="Start it.")).install(monkeypatch)
     at = rewrite()

@@ -29,7 +29,7 @@ from coach.verify import COMMON_WORDS, STOP_WORDS, TOKEN_RE, content_stems, copy
 
 _NUMBERED = re.compile(r"^\s*(?:\*\*)?(\d{1,3})[.)](?:\*\*)?\s*(.*)$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
-COPIED = 0.75  # a safe answer repeating this share of its sentence's word triples is asked for again if time allows
+COPIED = 0.6  # a safe answer repeating this share of its sentence's word triples is asked for again if time allows
 MAX_NOVEL = 2  # more words than this that neither the sentence nor common prose uses: the model is inventing
 
 

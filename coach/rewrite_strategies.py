@@ -34,7 +34,7 @@ from coach.tokens import count_tokens
 from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, token_problems
 
 SMALL_ATTEMPTS = 3
-SMALL_TIME_BUDGET_S = 16.0  # no new round starts after this; sentences still failing stay as the draft said them
+SMALL_TIME_BUDGET_S = 20.0  # no new round starts after this; sentences still failing stay as the draft said them
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
 # must be sequence breakers or the model is pushed to mangle [TIME1] on its second use.
@@ -42,6 +42,8 @@ SMALL_SAMPLING = {
     "top_k": 40, "min_p": 0.05, "dry_multiplier": 0.5, "dry_base": 1.75, "dry_allowed_length": 3,
     "dry_penalty_last_n": 4096, "dry_sequence_breakers": ["\n", ":", "\"", "*", "[", "]"], "cache_prompt": True,
 }
+
+BOLD_SAMPLING = {**SMALL_SAMPLING, "dry_multiplier": 0.8}
 
 TokenSink = Callable[[str], None]
 ProgressSink = Callable[[str], None]
@@ -123,8 +125,10 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
             on_progress(f"revising {len(todo)} sentence{'s' if len(todo) != 1 else ''}")
         texts = [lines[i].plain for i in todo]
         budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts))
-        options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
-                                    seed=1000 + attempt, local_extra=SMALL_SAMPLING)
+        # Later rounds only see sentences that failed or were near-copies: sample more boldly against copying
+        # (the sentence checks catch what goes wrong).
+        options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.7, top_p=0.9,
+                                    seed=1000 + attempt, local_extra=SMALL_SAMPLING if attempt == 0 else BOLD_SAMPLING)
         restorer = StreamRestorer(on_token if attempt == 0 else None, placeholders)
         stream = NumberStripper(restorer)
         generation = generate(handle, line_messages(persona, kind_word, texts), options, on_token=stream)

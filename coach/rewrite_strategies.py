@@ -111,6 +111,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     lines = split_lines(placeholders.text, placeholders.statements)
     known = set(placeholders.tokens)
     stems = [content_stems(line.original + " " + line.plain) for line in lines]
+    others = [frozenset().union(*(stem for j, stem in enumerate(stems) if j != i)) for i in range(len(lines))]
     owner = {token: i for i, line in reversed(list(enumerate(lines))) for token in line.tokens}  # first holder
     best: list[LineAnswer | None] = [None] * len(lines)
     generations: list[Generation] = []
@@ -138,8 +139,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
             # The model sometimes skips or merges a sentence and its numbers shift: an answer is also judged
             # against the sentence whose figures it holds.
             for index in _targets(todo[position - 1], answer, owner):
-                others = frozenset().union(*(stem for i, stem in enumerate(stems) if i != index))
-                judged = judge_line(lines[index], answer, known, others)
+                judged = judge_line(lines[index], answer, known, others[index])
                 current = best[index]
                 if current is None or judged.rank < current.rank:
                     best[index] = judged

@@ -6,11 +6,11 @@ Decisions that live here:
   from the configured model dir (joining 1.1 GB is provisioning, not speed).
 - The pipeline's model calls are recorded by a LangChain callback on the chat model it is handed, so the bench
   sees each attempt's exact messages, sampling, timings and token counts without changing the pipeline.
-- Overhead ratio: the pipeline's time for one attempt (its total minus the other attempts' model time) over the
-  raw model's time for the final attempt's request replayed straight to the server over HTTP (no LangChain),
-  with ``max_tokens`` set to that attempt's completion tokens. Only warm (repeat) runs are replayed: after a
-  warm run the server's cache holds what it held before it, so both sides start from the same cache; a replay
-  after a cold run would hit a cache the pipeline did not have.
+- Overhead ratio: the pipeline's total time for a rewrite over the raw model's time for the same requests,
+  every attempt of that rewrite replayed in order straight to the server over HTTP (no LangChain), each with
+  ``max_tokens`` set to that attempt's completion tokens. Only warm (repeat) runs are replayed: the seeds are
+  fixed, so after a warm run the server's cache holds what it held before it and both sides start from the same
+  cache; a replay after a cold run would hit a cache the pipeline did not have.
 - The naive baseline is LangChain's basic RAG tutorial: 1,000-character chunks (200 overlap), top 4 by cosine
   similarity with the same embedding model, stuffed before the draft in one user message.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import statistics
 import tempfile
@@ -76,7 +77,7 @@ class RawTiming(BaseModel):
 
 
 class RewriteRun(BaseModel):
-    """One ``rewrite_draft`` call and, for warm runs, the raw replay of its final attempt."""
+    """One ``rewrite_draft`` call and, for warm runs, the raw replay of all its attempts."""
 
     draft: str
     words: int
@@ -87,12 +88,16 @@ class RewriteRun(BaseModel):
     retrieval_ms: float
     attempts: int
     failed_requests: int  # requests that raised and were retried by ``generate`` (each costs a backoff)
-    prompt_tokens_tiktoken: int
+    first_round_requests: int = 1  # the requests that asked for the whole draft once (the small model's first
+    # round is a short opening request, then the rest)
+    prompt_tokens_tiktoken: int  # sent in the first round, the fixed prefix once per request
     prefix_tokens_tiktoken: int  # the fixed system prompt and examples: cached by the server across drafts
+    draft_tokens_tiktoken: int = 0  # the first round's own part (the prompt without the fixed prefix)
     prompt_tokens_model: int | None
     completion_tokens: int | None
-    other_attempts_ms: float
-    raw: RawTiming | None = None
+    other_attempts_ms: float  # model time of every attempt but the first (sentence rounds, repairs)
+    raw: RawTiming | None = None  # the first attempt replayed
+    raw_total_ms: float | None = None  # every attempt replayed, in order
     overhead_ratio: float | None = None
 
 
@@ -140,17 +145,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def overhead_ratio(pipeline_ms: float, other_attempts_ms: float, raw_ms: float) -> float:
-    """Pipeline time for one attempt (other attempts' model time taken out) over the raw model's time."""
+def overhead_ratio(pipeline_ms: float, raw_ms: float) -> float:
+    """The pipeline's time for a rewrite over the raw model's time for the same requests."""
     if raw_ms <= 0:
         raise ValueError("raw model time must be positive")
-    return round((pipeline_ms - other_attempts_ms) / raw_ms, 3)
+    return round(pipeline_ms / raw_ms, 3)
 
 
 def peak_rss_mib() -> float:
     """This process's peak resident memory (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if os.uname().sysname == "Darwin" else 1024), 1)
+
+
+def first_round(calls: list[RecordedCall], sentences: int) -> list[RecordedCall]:
+    """The calls that asked for every sentence of the draft once (just the first call for a whole-draft prompt)."""
+    taken, asked = [], 0
+    for call in calls:
+        taken.append(call)
+        asked += len(re.findall(r"(?m)^\d{1,3}\. ", str(call.messages[-1].content)))
+        if asked >= sentences:
+            break
+    return taken
 
 
 def messages_tokens(messages: list[BaseMessage]) -> int:
@@ -395,7 +411,7 @@ def open_bench_model(settings: Settings) -> tuple[ChatModelHandle, CallRecorder,
 
 
 def measure_rewrite(ctx: BenchContext, name: str, draft: str, state: State) -> RewriteRun:
-    """One pipeline rewrite; a warm one is followed by the raw replay of its final attempt."""
+    """One pipeline rewrite; a warm one is followed by the raw replay of all its attempts, in order."""
     from coach.rewrite import rewrite_draft
     from coach.rewrite_models import RewriteRequest
 
@@ -404,20 +420,24 @@ def measure_rewrite(ctx: BenchContext, name: str, draft: str, state: State) -> R
     result = rewrite_draft(ctx.settings, RewriteRequest(draft=draft, audience="cfo"), handle=ctx.handle)
     recorded = ctx.recorder.take()
     calls = [c for c in recorded if not c.failed]
+    first = first_round(calls, result.sentences)
     first_after_start, ctx.requests = ctx.requests == 0, ctx.requests + len(recorded)
     ctx.first_calls.setdefault(name, calls[0])
-    final = calls[-1]
     run = RewriteRun(
         draft=name, words=len(draft.split()), state=state, first_after_start=first_after_start,
         first_token_ms=result.timings.first_token_ms, total_ms=result.timings.total_ms,
         retrieval_ms=result.timings.retrieval_ms, attempts=len(calls), failed_requests=len(recorded) - len(calls),
-        prompt_tokens_tiktoken=messages_tokens(calls[0].messages),
-        prefix_tokens_tiktoken=messages_tokens(calls[0].messages[:-1]), prompt_tokens_model=calls[0].prompt_tokens,
-        completion_tokens=final.completion_tokens, other_attempts_ms=round(sum(c.duration_ms for c in calls[:-1]), 1),
+        first_round_requests=len(first), prompt_tokens_tiktoken=sum(messages_tokens(c.messages) for c in first),
+        prefix_tokens_tiktoken=messages_tokens(calls[0].messages[:-1]),
+        draft_tokens_tiktoken=sum(messages_tokens(c.messages[-1:]) for c in first),
+        prompt_tokens_model=sum(c.prompt_tokens or 0 for c in first) or None,
+        completion_tokens=sum(c.completion_tokens or 0 for c in calls) or None,
+        other_attempts_ms=round(sum(c.duration_ms for c in calls[1:]), 1),
     )
-    if state == "warm" and final.completion_tokens:
-        run.raw = ctx.runner(final.messages, final.params, final.completion_tokens)
-        run.overhead_ratio = overhead_ratio(run.total_ms, run.other_attempts_ms, run.raw.total_ms)
+    if state == "warm" and all(c.completion_tokens for c in calls):
+        replays = [ctx.runner(c.messages, c.params, c.completion_tokens or 0) for c in calls]
+        run.raw, run.raw_total_ms = replays[0], round(sum(r.total_ms for r in replays), 1)
+        run.overhead_ratio = overhead_ratio(run.total_ms, run.raw_total_ms)
     return run
 
 
@@ -493,9 +513,9 @@ def summarise(report: BenchReport) -> BenchReport:
     report.generation_per_s = round(statistics.median(speeds), 1) if speeds else None
     ours = next((r.prompt_tokens_tiktoken for r in report.rewrites if r.draft == "medium"), None)
     naive = next((b.prompt_tokens_tiktoken for b in report.baseline if b.draft == "medium"), None)
-    prefix = next((r.prefix_tokens_tiktoken for r in report.rewrites if r.draft == "medium"), 0)
+    own = next((r.draft_tokens_tiktoken for r in report.rewrites if r.draft == "medium"), 0)
     report.prompt_ratio = round(ours / naive, 3) if ours and naive else None
-    report.per_draft_prompt_ratio = round((ours - prefix) / naive, 3) if ours and naive else None
+    report.per_draft_prompt_ratio = round(own / naive, 3) if own and naive else None
     return report
 
 

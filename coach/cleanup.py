@@ -49,29 +49,62 @@ def _strip_signature(lines: list[str]) -> list[str]:
 
 
 def _paragraphs(lines: list[str]) -> list[str]:
-    """Join lines into paragraphs; bullets become sentences of the paragraph they belong to."""
+    """Join lines into paragraphs; bullets become sentences of the paragraph they belong to, and a short list
+    after a lead-in ("These services may be slow: A, B and C.") becomes one sentence with it."""
     paragraphs: list[str] = []
     current: list[str] = []
+    items: list[str] = []
+
+    def end_list() -> None:
+        if items and current and current[-1].endswith(":"):
+            if _short_list(current[-1], items):
+                current[-1] = _sentence(f"{current[-1]} {_series(items)}")
+                items.clear()
+            else:  # the lead-in stays a paragraph of its own, not glued to the first item
+                paragraphs.append(" ".join(current))
+                current.clear()
+        current.extend(_sentence(item) for item in items)
+        items.clear()
+
+    def end_paragraph() -> None:
+        end_list()
+        if current:
+            paragraphs.append(" ".join(current))
+            current.clear()
+
     for raw in lines:
         line = _tidy_after_links(_URL.sub("", raw)).rstrip()
         if not line.strip():
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
+            if not (current and current[-1].endswith(":") and not items):  # a list may follow its lead-in
+                end_paragraph()
             continue
         if _LINK_LINE.match(line) or _GREETING.match(line):
             continue
         if _BULLET.match(line):
-            current.append(_sentence(_BULLET.sub("", line)))
-        elif _is_heading(line):
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
+            items.append(_BULLET.sub("", line).strip())
+            continue
+        end_list()
+        if _is_heading(line):
+            end_paragraph()
         else:
             current.append(_sentence(line) if not line.strip().endswith(":") else line.strip())
-    if current:
-        paragraphs.append(" ".join(current))
+    end_paragraph()
     return [re.sub(r"\s+", " ", p).replace(" .", ".").strip() for p in paragraphs if p.strip()]
+
+
+LIST_ITEM_WORDS, LIST_SENTENCE_WORDS = 8, 40
+
+
+def _short_list(lead: str, items: list[str]) -> bool:
+    """Two or more short items that read well as one sentence with their lead-in."""
+    words = [len(item.split()) for item in items]
+    return len(items) >= 2 and max(words) <= LIST_ITEM_WORDS and len(lead.split()) + sum(words) <= LIST_SENTENCE_WORDS
+
+
+def _series(items: list[str]) -> str:
+    """``A, B and C`` (each item without its own closing punctuation)."""
+    parts = [item.rstrip(".;,") for item in items]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def _status_blocks(lines: list[str]) -> list[str] | None:

@@ -99,9 +99,11 @@ def parse_numbered(text: str, count: int) -> dict[int, str]:
 
 
 def _after_token_words(text: str) -> list[str]:
-    """The two words right after each token ("[NUMBER1] new packages" -> "new", "packages"), lower-cased."""
+    """The two words right after each count or measure ("[NUMBER1] new packages" -> "new", "packages"),
+    lower-cased. A name is not a count: "[SYSTEM1] service" or "[SYSTEM2] websites" say nothing new."""
     found: list[str] = []
-    for match in re.finditer(r"\](?:\s+([A-Za-z][A-Za-z'-]*))?(?:\s+([A-Za-z][A-Za-z'-]*))?", text):
+    for match in re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT|DURATION)\d+\](?:\s+([A-Za-z][A-Za-z'-]*))?"
+                             r"(?:\s+([A-Za-z][A-Za-z'-]*))?", text):
         found += [w.lower() for w in match.groups() if w]
     return found
 
@@ -142,8 +144,13 @@ def _qualifiers(text: str) -> list[str]:
 
 
 def _bracketed(text: str) -> set[str]:
-    """Tokens written inside brackets: "(T392465)" is a reference, not a version the sentence is about."""
-    return {m.group(0) for group in re.findall(r"\(([^()]*)\)", text) for m in TOKEN_RE.finditer(group)}
+    """Tokens standing alone in brackets: "(T392465)" or "([CODE1], [CODE2])" is a reference, not a version the
+    sentence is about. A token in a bracketed phrase ("([DURATION1] to return results)") may leave it."""
+    found: set[str] = set()
+    for group in re.findall(r"\(([^()]*)\)", text):
+        if TOKEN_RE.search(group) and not re.sub(r"[\s,;]|and", "", TOKEN_RE.sub("", group)):
+            found |= {m.group(0) for m in TOKEN_RE.finditer(group)}
+    return found
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -194,7 +201,7 @@ def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[
         result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
     result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
                         if t in text]
-    before, after = _limits(line.original), _limits(text)
+    before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
     reference = line.original + "\n" + line.plain

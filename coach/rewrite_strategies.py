@@ -34,6 +34,7 @@ from coach.tokens import count_tokens
 from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, token_problems
 
 SMALL_ATTEMPTS = 3
+FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
 SMALL_TIME_BUDGET_S = 20.0  # no new round starts after this; sentences still failing stay as the draft said them
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
@@ -122,27 +123,22 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
             break  # the user is waiting: what has not passed stays as the draft said it
         if attempt and on_progress:
             on_progress(f"revising {len(todo)} sentence{'s' if len(todo) != 1 else ''}")
-        texts = [lines[i].plain for i in todo]
-        budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts))
-        # Later rounds only see sentences that failed or were near-copies: a little more temperature for a
-        # different answer. (Stronger DRY there cut copying further but brought back wrong statements.)
-        options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
-                                    seed=1000 + attempt, local_extra=SMALL_SAMPLING)
-        restorer = StreamRestorer(on_token if attempt == 0 else None, placeholders)
-        stream = NumberStripper(restorer)
-        generation = generate(handle, line_messages(persona, kind_word, texts), options, on_token=stream)
-        stream.flush()
-        restorer.flush()
-        generations.append(generation)
-        answers = parse_numbered(generation.text, len(texts))
-        for position, answer in answers.items():
-            # The model sometimes skips or merges a sentence and its numbers shift: an answer is also judged
-            # against the sentence whose figures it holds.
-            for index in _targets(todo[position - 1], answer, owner):
-                judged = judge_line(lines[index], answer, known, others[index])
-                current = best[index]
-                if current is None or judged.rank < current.rank:
-                    best[index] = judged
+        # The first round streams: its first request is a few sentences only, so the first words come after a
+        # short prompt; the rest of the draft follows in a second request that reuses the cached prefix.
+        for number, batch in enumerate(first_batches(lines, todo) if attempt == 0 else [todo]):
+            if number and on_token:
+                on_token(" ")
+            generations.append(_line_round(handle, persona, kind_word, placeholders, lines, batch, attempt,
+                                           on_token if attempt == 0 else None))
+            answers = parse_numbered(generations[-1].text, len(batch))
+            for position, answer in answers.items():
+                # The model sometimes skips or merges a sentence and its numbers shift: an answer is also
+                # judged against the sentence whose figures it holds.
+                for index in _targets(batch[position - 1], answer, owner):
+                    judged = judge_line(lines[index], answer, known, others[index])
+                    current = best[index]
+                    if current is None or judged.rank < current.rank:
+                        best[index] = judged
         todo = [i for i in todo if not _done(lines[i], best[i])]
         if not todo:
             break
@@ -153,6 +149,38 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                           problems=[f"unknown token {t}" for t in unknown], copy=copy_ratio(placeholders.text, text))
     kept = [line.plain for line, answer in zip(lines, best, strict=True) if not (answer and answer.ok)]
     return StrategyResult(best=candidate, generations=generations, sentences=len(lines), kept=kept)
+
+
+def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, placeholders: Placeholders,
+                lines: list[Line], batch: list[int], attempt: int, on_token: TokenSink | None) -> Generation:
+    """One request for the sentences in ``batch``; later rounds (only failed or near-copy sentences) get a little
+    more temperature for a different answer. (Stronger DRY there cut copying further but brought back wrong
+    statements.)"""
+    texts = [lines[i].plain for i in batch]
+    budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts))
+    options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
+                                seed=1000 + attempt, local_extra=SMALL_SAMPLING)
+    restorer = StreamRestorer(on_token, placeholders)
+    stream = NumberStripper(restorer)
+    generation = generate(handle, line_messages(persona, kind_word, texts), options, on_token=stream)
+    stream.flush()
+    restorer.flush()
+    return generation
+
+
+def first_batches(lines: list[Line], todo: list[int]) -> list[list[int]]:
+    """The first round's requests: the opening sentences up to ``FIRST_BATCH_TOKENS``, then the rest (one
+    request when the rest would be short)."""
+    size, cut = 0, len(todo)
+    for position, index in enumerate(todo):
+        size += count_tokens(lines[index].plain)
+        if size >= FIRST_BATCH_TOKENS:
+            cut = position + 1
+            break
+    rest = todo[cut:]
+    if not rest or sum(count_tokens(lines[i].plain) for i in rest) < FIRST_BATCH_TOKENS:
+        return [todo]
+    return [todo[:cut], rest]
 
 
 def _done(line: Line, answer: LineAnswer | None) -> bool:

@@ -336,3 +336,31 @@ def test_facts_a_strong_model_keeps_dropping_come_back_from_the_draft_marked() -
     assert len(fake.calls) == 3
     assert FALLBACK_PREFIX in result.rewrite and "09:10 to 11:25 UTC" in result.rewrite
     assert result.facts.missing == [] and any(f.kind == "fallback" for f in result.flags)
+
+
+LONG_DRAFT = DRAFT.replace("- Renewed the cert\n", "- Renewed the cert\n" + "".join(
+    f"- Checked the settings of the {name} service\n" for name in
+    ("payments", "invoicing", "payroll", "reporting", "archive", "search", "mail", "chat")))
+
+
+def checked_reply(messages: list[BaseMessage]) -> str:
+    """Cooperative on LONG_DRAFT too: "Checked the settings of the mail service." is said differently."""
+    return re.sub(r"Checked the settings of the (\w+) service", r"We looked at how the \1 service is set up",
+                  good_reply(messages))
+
+
+def test_the_first_round_streams_the_opening_sentences_before_the_rest_of_the_draft() -> None:
+    handle, fake = small_handle(checked_reply, checked_reply)
+    streamed: list[str] = []
+    request = RewriteRequest(draft=LONG_DRAFT, audience="cfo", kind="incident")
+    result = rewrite_draft(load_settings(), request, handle=handle, on_token=streamed.append)
+    assert len(fake.calls) == 2  # a short first request, then the rest
+    first, rest = draft_lines(fake.calls[0][0]), draft_lines(fake.calls[1][0])
+    assert first[0].startswith("On [DATE1]") and len(first) < len(rest)
+    assert len(first) + len(rest) == len(set(first + rest)) == result.sentences  # every sentence asked for once
+    # Both requests share the fixed prefix, so the server's cache serves the second one's start.
+    assert fake.calls[0][0][:-1] == fake.calls[1][0][:-1]
+    text = "".join(streamed)
+    assert text.index("The order system was down") < text.index("ended in HTTP 503") < text.index("mail service")
+    assert not re.search(r"(?:^|\s)\d{1,2}\.\s", text)  # the answers' numbers are not streamed
+    assert "We looked at how the chat service is set up." in result.rewrite and result.facts.missing == []

@@ -58,6 +58,26 @@ def test_a_sentence_that_changes_its_meaning_fails(source: str, answer: str, pro
     assert problem in judged.problems and not judged.ok
 
 
+def test_a_figure_may_leave_a_bracketed_phrase_and_a_not_of_the_plain_words_is_not_added() -> None:
+    phrase = judge_line(line("The impact was longer waits ([DURATION1] to return results)."),
+                        "Results took up to [DURATION1] to come back.", {"[DURATION1]"})
+    assert not any("brackets" in p for p in phrase.problems), phrase.problems
+    plain = line("There has been instability serving uncached content.")
+    assert "not" in plain.plain  # "uncached" is shown to the model as "not pre-stored"
+    judged = judge_line(plain, "Content that wasn't pre-stored was served unreliably.", set())
+    assert not any("not" in p for p in judged.problems), judged.problems
+
+
+def test_a_word_after_a_name_is_not_a_new_count() -> None:
+    source = "The [SYSTEM1] index and the [SYSTEM2] website are now served by the Fastly content network."
+    judged = judge_line(line(source), "The [SYSTEM1] and [SYSTEM2] websites are now served through Fastly's network.",
+                        {"[SYSTEM1]", "[SYSTEM2]"})
+    assert judged.ok, (judged.problems, judged.claims, judged.novel)
+    counted = judge_line(line("[NUMBER1] are now using trusted publishing."),
+                         "[NUMBER1] users are now using trusted publishing.", {"[NUMBER1]"})
+    assert '"users" after a figure' in counted.problems
+
+
 def test_invented_judgements_and_benefits_are_claims() -> None:
     judged = judge_line(line("The feature flags service had an outage lasting [DURATION1]."),
                         "A brief outage of the feature flags service lasted [DURATION1], improving nothing.",

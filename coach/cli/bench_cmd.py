@@ -45,11 +45,11 @@ def _num(value: float | int | None, suffix: str = "") -> str:
 
 def _rewrite_row(run: RewriteRun) -> list[str]:
     state = run.state + ("*" if run.first_after_start else "")
-    raw = run.raw.total_ms if run.raw else None
     attempts = str(run.attempts) + (f" (+{run.failed_requests} failed)" if run.failed_requests else "")
     return [run.draft, str(run.words), state, _ms(run.first_token_ms), _ms(run.total_ms), attempts,
-            f"{run.prompt_tokens_tiktoken}/{_num(run.prompt_tokens_model)} ({run.prefix_tokens_tiktoken})",
-            _num(run.completion_tokens), _ms(raw), _num(run.overhead_ratio)]
+            f"{run.prompt_tokens_tiktoken}/{_num(run.prompt_tokens_model)} ({run.first_round_requests}x"
+            f"{run.prefix_tokens_tiktoken})",
+            _num(run.completion_tokens), _ms(run.raw_total_ms), _num(run.overhead_ratio)]
 
 
 def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -79,8 +79,9 @@ def render_table(report: BenchReport) -> str:
         f"prompt tokens, ours / naive baseline (medium): {_num(report.prompt_ratio)} in all, "
         f"{_num(report.per_draft_prompt_ratio)} without our cached fixed prefix",
         "",
-        *_grid(["draft", "words", "state", "1st token", "total", "attempts", "prompt tok tiktoken/model (fixed prefix)",
-                "out tok", "raw total", "overhead"], [_rewrite_row(r) for r in report.rewrites]),
+        *_grid(["draft", "words", "state", "1st token", "total", "attempts",
+                "prompt tok tiktoken/model (requests x prefix)", "out tok", "raw total", "overhead"],
+               [_rewrite_row(r) for r in report.rewrites]),
         "* first request after the model started (empty cache); cold = first request for that draft",
         "",
         *_grid(["naive RAG", "state", "1st token", "total", "prompt tok tiktoken/model", "out tok"],

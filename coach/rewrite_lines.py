@@ -153,6 +153,20 @@ def _bracketed(text: str) -> set[str]:
     return found
 
 
+_WHEN = frozenset(["in", "on", "at", "since", "until", "by", "from", "during", "before", "after"])
+_IS = frozenset(["is", "was", "are", "were", "be", "been"])
+
+
+def _role_changes(source: str, answer: str) -> list[str]:
+    """A figure that said when or where ("PyPI in [NUMBER1]") now says what something is ("PyPI, which is
+    [NUMBER1]")."""
+    def before(text: str) -> dict[str, str]:
+        return {m.group(2): m.group(1).lower() for m in re.finditer(r"([A-Za-z]+)\W{0,2}\s*(\[[A-Z]+\d+\])", text)}
+
+    was, now = before(source), before(answer)
+    return [f"{t} became what something is" for t, word in now.items() if word in _IS and was.get(t) in _WHEN]
+
+
 def _has_word(text: str, word: str) -> bool:
     """``word`` or a form of it (same first four letters) is in ``text``."""
     stem = re.escape(word[:4] if len(word) > 4 else word)
@@ -201,6 +215,8 @@ def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[
         result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
     result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
                         if t in text]
+    result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
+    result.problems += _role_changes(line.original, text)
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
@@ -221,20 +237,21 @@ def _examples() -> list[dict[str, str]]:
         return list(tomllib.load(handle)["example"])
 
 
-def _user(audience: str, cares: str, kind: str, texts: list[str]) -> HumanMessage:
-    return HumanMessage(load_prompt("rewrite_lines_user").fill(
+def _user(audience: str, cares: str, kind: str, texts: list[str], retry: bool = False) -> HumanMessage:
+    return HumanMessage(load_prompt("rewrite_lines_retry" if retry else "rewrite_lines_user").fill(
         audience=audience, cares=cares, kind=kind, draft=data_block("draft", numbered(texts))))
 
 
-def line_messages(persona: Persona, kind_word: str, texts: list[str]) -> list[BaseMessage]:
-    """Fixed system prompt and one worked example first (a cached prefix), then the sentences as data."""
+def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: bool = False) -> list[BaseMessage]:
+    """Fixed system prompt and one worked example first (a cached prefix), then the sentences as data (a retry
+    says the earlier version kept the draft's wording or lost a detail)."""
     messages: list[BaseMessage] = [SystemMessage(load_prompt("rewrite_lines_system").fill())]
     for example in _examples():
         source = [s.strip() for s in example["draft"].strip().splitlines() if s.strip()]
         answer = [s.strip() for s in example["rewrite"].strip().splitlines() if s.strip()]
         messages += [_user(example["audience"], example["cares"], example["kind"], source),
                      AIMessage(numbered(answer))]
-    messages.append(_user(persona.label, persona.cares_about, kind_word, texts))
+    messages.append(_user(persona.label, persona.cares_about, kind_word, texts, retry))
     return messages
 
 

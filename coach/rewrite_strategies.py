@@ -162,7 +162,8 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
                                 seed=1000 + attempt, local_extra=SMALL_SAMPLING)
     restorer = StreamRestorer(on_token, placeholders)
     stream = NumberStripper(restorer)
-    generation = generate(handle, line_messages(persona, kind_word, texts), options, on_token=stream)
+    generation = generate(handle, line_messages(persona, kind_word, texts, retry=attempt > 0), options,
+                          on_token=stream)
     stream.flush()
     restorer.flush()
     return generation

@@ -106,6 +106,10 @@ def test_a_sentence_that_drops_a_figure_is_asked_for_again_alone() -> None:
     result = run(handle)
     assert len(fake.calls) == 2
     assert draft_lines(fake.calls[1][0]) == [SECOND]  # only the failed sentence, not the whole draft
+    # The retry says why, in the user message only: the fixed prefix (system prompt, example) stays cached.
+    assert "last version" in str(fake.calls[1][0][-1].content)
+    assert "last version" not in str(fake.calls[0][0][-1].content)
+    assert fake.calls[1][0][:-1] == fake.calls[0][0][:-1]
     assert "About 35% of checkout requests ended in HTTP 503 errors." in result.rewrite
     assert "Many checkout" not in result.rewrite and result.facts.missing == []
 

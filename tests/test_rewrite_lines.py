@@ -52,6 +52,9 @@ def line(text: str) -> Line:
     ("[NUMBER1] new files published.", "[NUMBER1] new packages were published.", 'dropped "files"'),
     ("Java ([CODE1]) version update.", "Java is updated to [CODE1].", "[CODE1] is no longer in brackets"),
     ("[PERCENT1] of active users use two-step login.", "[PERCENT1] of users use two-step login.", 'dropped "active"'),
+    ("[NUMBER1] of data transferred.", "[NUMBER1] of data transferred is [NUMBER1].", "[NUMBER1] used twice"),
+    ("Some numbers on the scale of PyPI in [NUMBER1]:", "Let's look at the size of PyPI, which is [NUMBER1].",
+     "[NUMBER1] became what something is"),
 ])
 def test_a_sentence_that_changes_its_meaning_fails(source: str, answer: str, problem: str) -> None:
     judged = judge_line(line(source), answer, {"[NUMBER1]", "[DATE1]", "[DATE2]", "[CODE1]"})
@@ -66,6 +69,12 @@ def test_a_figure_may_leave_a_bracketed_phrase_and_a_not_of_the_plain_words_is_n
     assert "not" in plain.plain  # "uncached" is shown to the model as "not pre-stored"
     judged = judge_line(plain, "Content that wasn't pre-stored was served unreliably.", set())
     assert not any("not" in p for p in judged.problems), judged.problems
+
+
+def test_a_figure_may_become_the_subject_of_a_sentence() -> None:
+    judged = judge_line(line("[NUMBER1] per second on average."), "The average was [NUMBER1] per second.",
+                        {"[NUMBER1]"})
+    assert judged.ok, (judged.problems, judged.claims, judged.novel)
 
 
 def test_a_word_after_a_name_is_not_a_new_count() -> None:

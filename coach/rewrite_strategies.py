@@ -35,7 +35,8 @@ from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, toke
 
 SMALL_ATTEMPTS = 3
 FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
-SMALL_TIME_BUDGET_S = 20.0  # no new round starts after this; sentences still failing stay as the draft said them
+SMALL_TIME_BUDGET_S = 20.0  # later rounds are sized to end by then; sentences still failing stay as the draft said them
+MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
 # must be sequence breakers or the model is pushed to mangle [TIME1] on its second use.
@@ -119,8 +120,12 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     todo = list(range(len(lines)))
     started = time.perf_counter()
     for attempt in range(SMALL_ATTEMPTS):
-        if attempt and time.perf_counter() - started > SMALL_TIME_BUDGET_S:
-            break  # the user is waiting: what has not passed stays as the draft said it
+        cap = None
+        if attempt:
+            cap = _tokens_that_fit(SMALL_TIME_BUDGET_S - (time.perf_counter() - started), generations,
+                                   50 + sum(count_tokens(lines[i].plain) for i in todo))
+            if cap is not None and cap < MIN_ROUND_TOKENS:
+                break  # the user is waiting: what has not passed stays as the draft said it
         if attempt and on_progress:
             on_progress(f"revising {len(todo)} sentence{'s' if len(todo) != 1 else ''}")
         # The first round streams: its first request is a few sentences only, so the first words come after a
@@ -129,8 +134,10 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
             if number and on_token:
                 on_token(" ")
             generations.append(_line_round(handle, persona, kind_word, placeholders, lines, batch, attempt,
-                                           on_token if attempt == 0 else None))
+                                           on_token if attempt == 0 else None, cap))
             answers = parse_numbered(generations[-1].text, len(batch))
+            if generations[-1].finish_reason == "length" and answers:
+                del answers[max(answers)]  # cut off mid-sentence: never judge half a sentence
             for position, answer in answers.items():
                 # The model sometimes skips or merges a sentence and its numbers shift: an answer is also
                 # judged against the sentence whose figures it holds.
@@ -152,12 +159,13 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
 
 
 def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, placeholders: Placeholders,
-                lines: list[Line], batch: list[int], attempt: int, on_token: TokenSink | None) -> Generation:
+                lines: list[Line], batch: list[int], attempt: int, on_token: TokenSink | None,
+                cap: int | None = None) -> Generation:
     """One request for the sentences in ``batch``; later rounds (only failed or near-copy sentences) get a little
     more temperature for a different answer. (Stronger DRY there cut copying further but brought back wrong
     statements.)"""
     texts = [lines[i].plain for i in batch]
-    budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts))
+    budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts), cap or 900)
     options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
                                 seed=1000 + attempt, local_extra=SMALL_SAMPLING)
     restorer = StreamRestorer(on_token, placeholders)
@@ -167,6 +175,18 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
     stream.flush()
     restorer.flush()
     return generation
+
+
+def _tokens_that_fit(seconds_left: float, generations: list[Generation], prompt_tokens: int) -> int | None:
+    """How many tokens a later round can write and still end in ``seconds_left``, at the speed this rewrite's
+    requests ran (prompt tokens counted at three times the generation speed, about what llama.cpp does on a
+    CPU); None when the speed is unknown."""
+    written = sum(g.completion_tokens or 0 for g in generations)
+    writing_s = sum(g.total_ms - (g.first_token_ms or 0) for g in generations) / 1000
+    if written < 10 or writing_s <= 0:
+        return None
+    speed = written / writing_s
+    return int((seconds_left - prompt_tokens / (3 * speed)) * speed * 0.9)
 
 
 def first_batches(lines: list[Line], todo: list[int]) -> list[list[int]]:

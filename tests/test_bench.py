@@ -15,7 +15,9 @@ from coach.bench import (
     BenchReport,
     CallRecorder,
     RawTiming,
+    RecordedCall,
     RewriteRun,
+    first_round,
     fresh_data_dir,
     load_drafts,
     measure_rewrite,
@@ -32,6 +34,17 @@ from coach.cli import main
 from coach.cli.bench_cmd import render_table
 from coach.config import load_settings
 from coach.models import GenerationOptions, generate, open_chat_model
+
+
+def test_the_first_round_is_the_requests_that_asked_for_every_sentence_once() -> None:
+    def call(*sentences: str) -> RecordedCall:
+        body = "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
+        return RecordedCall([SystemMessage("rules"), HumanMessage(f"Reader: the CFO.\n<<<DRAFT\n{body}\nDRAFT>>>")],
+                            {}, 0.0)
+
+    opening, rest, retry = call("One.", "Two."), call("Three.", "Four.", "Five."), call("Two.")
+    assert first_round([opening, rest, retry], 5) == [opening, rest]
+    assert first_round([opening, rest, retry], 0) == [opening]  # a whole-draft prompt: its one request
 
 
 def test_percentile_interpolates_between_ranks() -> None:

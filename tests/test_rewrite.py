@@ -368,3 +368,39 @@ def test_the_first_round_streams_the_opening_sentences_before_the_rest_of_the_dr
     assert text.index("The order system was down") < text.index("ended in HTTP 503") < text.index("mail service")
     assert not re.search(r"(?:^|\s)\d{1,2}\.\s", text)  # the answers' numbers are not streamed
     assert "We looked at how the chat service is set up." in result.rewrite and result.facts.missing == []
+
+
+def test_an_answer_cut_off_by_the_token_limit_loses_its_last_sentence() -> None:
+    def cut(messages: list[BaseMessage]) -> str:
+        return answer(draft_lines(messages), {"Added expiry monitoring.": "We added expiry"})
+
+    handle, fake = small_handle(cut, cut, cut)
+    fake.finish_reason = "length"
+    result = run(handle)
+    assert "We added expiry" not in result.rewrite  # half a sentence is never used, however it reads
+    assert "Added expiry monitoring." in result.rewrite and "Added expiry monitoring." in result.kept_sentences
+
+
+def test_no_later_round_starts_when_the_time_budget_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import coach.rewrite_strategies as strategies
+
+    monkeypatch.setattr(strategies, "SMALL_TIME_BUDGET_S", 0.0)
+
+    def drops_code(messages: list[BaseMessage]) -> str:
+        return answer(draft_lines(messages), {SECOND: "Many checkout attempts failed with errors."})
+
+    handle, fake = small_handle(drops_code, good_reply)
+    result = run(handle)
+    assert len(fake.calls) == 1
+    assert "About 35% of checkout requests failed with HTTP 503 errors." in result.rewrite
+
+
+def test_a_later_round_is_sized_to_end_within_the_time_left() -> None:
+    from coach.models import Generation
+    from coach.rewrite_strategies import _tokens_that_fit
+
+    ran = [Generation(text="", finish_reason="stop", completion_tokens=200, first_token_ms=2_000, total_ms=12_000,
+                      model="m")]  # 20 tokens/s
+    assert _tokens_that_fit(5.0, ran, 60) == 72  # (5 s - 60 prompt tokens at 60/s) x 20/s x 0.9
+    assert _tokens_that_fit(0.5, ran, 60) is not None and _tokens_that_fit(0.5, ran, 60) < 0
+    assert _tokens_that_fit(5.0, [], 60) is None  # speed unknown: no cap

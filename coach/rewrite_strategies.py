@@ -36,6 +36,7 @@ from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, toke
 SMALL_ATTEMPTS = 3
 FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
 SMALL_TIME_BUDGET_S = 20.0  # later rounds are sized to end by then; sentences still failing stay as the draft said them
+REVISION_SHARE = 0.6  # ... or, for a long draft, by the first round's time and this share of it again
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
@@ -118,11 +119,13 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     best: list[LineAnswer | None] = [None] * len(lines)
     generations: list[Generation] = []
     todo = list(range(len(lines)))
-    started = time.perf_counter()
+    started, deadline = time.perf_counter(), SMALL_TIME_BUDGET_S
     for attempt in range(SMALL_ATTEMPTS):
         cap = None
+        if attempt == 1:
+            deadline = max(SMALL_TIME_BUDGET_S, (1 + REVISION_SHARE) * (time.perf_counter() - started))
         if attempt:
-            cap = _tokens_that_fit(SMALL_TIME_BUDGET_S - (time.perf_counter() - started), generations,
+            cap = _tokens_that_fit(deadline - (time.perf_counter() - started), generations,
                                    50 + sum(count_tokens(lines[i].plain) for i in todo))
             if cap is not None and cap < MIN_ROUND_TOKENS:
                 break  # the user is waiting: what has not passed stays as the draft said it

@@ -176,7 +176,7 @@ def test_targets_judge_the_warm_medium_run() -> None:
     checks = {c.name: c for c in target_checks(_report())}
     assert checks["medium first token (warm)"].value == 2.5 and checks["medium first token (warm)"].met
     assert checks["overhead ratio (medium, warm)"].met
-    assert checks["prompt tokens / naive baseline"].met
+    assert checks["prompt tokens sent / naive baseline"].met
     assert checks["indexing after model load"].met is False
     assert checks["medium first token (new draft, prefix cached)"].met is None  # the only cold run was the first
     assert checks["retrieval p50"].met
@@ -185,7 +185,7 @@ def test_targets_judge_the_warm_medium_run() -> None:
 def test_targets_not_measured_are_unknown_not_met() -> None:
     checks = {c.name: c for c in target_checks(_report(rewrites=[], prompt_ratio=None))}
     assert checks["medium first token (warm)"].met is None
-    assert checks["prompt tokens / naive baseline"].met is None
+    assert checks["prompt tokens sent / naive baseline"].met is None
 
 
 def test_table_shows_every_figure_and_flags_a_missed_target() -> None:

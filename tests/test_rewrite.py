@@ -385,6 +385,7 @@ def test_no_later_round_starts_when_the_time_budget_is_spent(monkeypatch: pytest
     import coach.rewrite_strategies as strategies
 
     monkeypatch.setattr(strategies, "SMALL_TIME_BUDGET_S", 0.0)
+    monkeypatch.setattr(strategies, "REVISION_SHARE", -1.0)  # and no share of the first round's time either
 
     def drops_code(messages: list[BaseMessage]) -> str:
         return answer(draft_lines(messages), {SECOND: "Many checkout attempts failed with errors."})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -42,6 +42,8 @@ class Line:
     paragraph: int
     tokens: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # facts kept as words ("no downtime")
+    whole: str = ""  # one half of a long sentence: the whole sentence (plain words), kept if a half fails
+    second: bool = False  # ... the second half
 
 
 @dataclass
@@ -65,16 +67,52 @@ class LineAnswer:
         return (not self.ok, len(self.problems), len(self.claims), self.copy, len(self.novel))
 
 
+LONG_SENTENCE_WORDS = 24  # a sentence this long is asked for in two halves, split at a clause break
+MIN_HALF_WORDS = 6
+_CLAUSE_BREAK = re.compile(r"(?:;|:|,(?=\s+(?:which|but|affecting|resulting|while|although|albeit|because|"
+                           r"including|leading|causing|so that|as well as)\b))\s+")
+
+
 def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
-    """The draft's sentences in order, each remembering its paragraph, its tokens and its word facts."""
+    """The draft's sentences in order, each remembering its paragraph, its tokens and its word facts; a long
+    sentence becomes two halves, each asked for on its own."""
     lines: list[Line] = []
     for number, paragraph in enumerate(p for p in re.split(r"\n\s*\n", token_text) if p.strip()):
         for sentence in sentences(re.sub(r"\s*\n\s*", " ", paragraph)):
-            tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(sentence)))
-            said = [s for s in statements or [] if s.lower() in sentence.lower()]
-            lines.append(Line(original=sentence, plain=plain_words(sentence), paragraph=number, tokens=tokens,
-                              statements=said))
+            halves = _halves(sentence)
+            whole = plain_words(sentence) if len(halves) > 1 else ""
+            for position, half in enumerate(halves):
+                tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(half)))
+                said = [s for s in statements or [] if s.lower() in half.lower()]
+                plain = plain_words(half)
+                if position:  # shown to the model as a sentence of its own
+                    plain = plain[:1].upper() + plain[1:]
+                lines.append(Line(original=half, plain=plain, paragraph=number, tokens=tokens, statements=said,
+                                  whole=whole, second=position == 1))
     return lines
+
+
+def _halves(sentence: str) -> list[str]:
+    """``sentence``, or its two halves split at the clause break nearest its middle (never inside brackets)."""
+    words = len(sentence.split())
+    if words < LONG_SENTENCE_WORDS:
+        return [sentence]
+    best: tuple[int, int, int] | None = None
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        before = sentence[:match.start()]
+        if before.count("(") != before.count(")") or before.count("[") != before.count("]"):
+            continue
+        left = len(before.split())
+        if min(left, words - left) < MIN_HALF_WORDS:
+            continue
+        distance = abs(2 * left - words)
+        if best is None or distance < best[0]:
+            best = (distance, match.start(), match.end())
+    if best is None:
+        return [sentence]
+    _, cut, resume = best
+    end = sentence[cut] if sentence[cut] == ":" else "."
+    return [sentence[:cut].rstrip() + end, sentence[resume:]]
 
 
 def numbered(texts: list[str]) -> str:
@@ -98,13 +136,14 @@ def parse_numbered(text: str, count: int) -> dict[int, str]:
     return found
 
 
-def _after_token_words(text: str) -> list[str]:
-    """The two words right after each count or measure ("[NUMBER1] new packages" -> "new", "packages"),
-    lower-cased. A name is not a count: "[SYSTEM1] service" or "[SYSTEM2] websites" say nothing new."""
-    found: list[str] = []
-    for match in re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT|DURATION)\d+\](?:\s+([A-Za-z][A-Za-z'-]*))?"
+def _after_token_words(text: str) -> list[tuple[str, str]]:
+    """The two words right after each count or measure ("[NUMBER1] new packages" -> "new", "packages"), each
+    with its token, lower-cased. A name is not a count: "[SYSTEM1] service" or "[SYSTEM2] websites" say nothing
+    new."""
+    found: list[tuple[str, str]] = []
+    for match in re.finditer(r"(\[(?:NUMBER|PERCENT|AMOUNT|DURATION)\d+\])(?:\s+([A-Za-z][A-Za-z'-]*))?"
                              r"(?:\s+([A-Za-z][A-Za-z'-]*))?", text):
-        found += [w.lower() for w in match.groups() if w]
+        found += [(match.group(1), w.lower()) for w in match.groups()[1:] if w]
     return found
 
 
@@ -167,10 +206,21 @@ def _role_changes(source: str, answer: str) -> list[str]:
     return [f"{t} became what something is" for t, word in now.items() if word in _IS and was.get(t) in _WHEN]
 
 
+# What a count is of may be said with another verb: "requests served" are "requests handled".
+_SAME_AS = {"served": ("handl", "proces", "deliver", "answer"), "published": ("releas", "upload", "added", "add"),
+            "created": ("start", "made", "set up", "launch", "added", "open"),
+            "transferred": ("moved", "sent", "download", "deliver"), "enabled": ("turned on", "switched on", "activat"),
+            "raised": ("opened", "filed", "logged", "reported"), "completed": ("finish", "done")}
+# Praise the sentence already gives may be said with other praise ("fantastic" -> "impressive").
+_PRAISE = frozenset(["fantastic", "great", "excellent", "impressive", "amazing", "remarkable", "strong", "good",
+                     "popular", "successful", "wonderful", "outstanding", "widely", "well", "impressively",
+                     "successfully", "strongly"])
+
+
 def _has_word(text: str, word: str) -> bool:
-    """``word`` or a form of it (same first four letters) is in ``text``."""
-    stem = re.escape(word[:4] if len(word) > 4 else word)
-    return re.search(rf"\b{stem}", text, re.IGNORECASE) is not None
+    """``word``, a form of it (same first four letters) or a verb that says the same is in ``text``."""
+    stems = [word[:4] if len(word) > 4 else word, *_SAME_AS.get(word, ())]
+    return any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in stems)
 
 
 def reattach(line: Line, answer: str) -> str:
@@ -188,8 +238,10 @@ def reattach(line: Line, answer: str) -> str:
     return answer
 
 
-def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[str] = frozenset()) -> LineAnswer:
-    """What code finds in the model's version of one sentence (``others``: the other sentences' word stems)."""
+def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str],
+               others: frozenset[str] = frozenset()) -> LineAnswer:
+    """What code finds in the model's version of one sentence (``all_tokens``: every token of the draft, with
+    its fact when known; ``others``: the other sentences' word stems)."""
     text = reattach(line, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip())))
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
@@ -205,8 +257,10 @@ def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[
         result.problems.append("wrote a figure of its own")
     if len(text.split()) > 2 * len(line.original.split()) + 12:
         result.problems.append("too long")
-    result.problems += [f'"{w}" after a figure' for w in _after_token_words(text)
-                        if w not in STOP_WORDS and w not in source_words]
+    facts = all_tokens if isinstance(all_tokens, Mapping) else {}
+    result.problems += [f'"{w}" after a figure' for t, w in _after_token_words(text)
+                        if w not in STOP_WORDS and w not in source_words  # "[NUMBER1] requests": the fact's own noun
+                        and w not in str(facts.get(t, "")).lower().split()]
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.original) if not _has_word(text, w)]
     own_stems = content_stems(line.original + " " + line.plain)
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}
@@ -223,6 +277,8 @@ def judge_line(line: Line, answer: str, all_tokens: set[str], others: frozenset[
     reference = line.original + "\n" + line.plain
     result.claims = [w for _, words in unsupported_claims(reference, text) for w in words]
     result.claims += sorted({w for w in re.findall(r"[a-z]+", text.lower()) if w in _JUDGEMENTS} - source_words)
+    if source_words & _PRAISE:
+        result.claims = [c for c in result.claims if c not in _PRAISE]
     own = content_stems(reference)
     if len(own) >= 2 and not own & content_stems(text):
         result.problems.append("not about the same thing")
@@ -255,6 +311,26 @@ def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: boo
     return messages
 
 
+def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[str], list[str]]:
+    """What each line becomes, and the sentences kept as the draft wrote them: a passing answer, or the line's
+    plain words; the two halves of a long sentence pass together or give way to the whole sentence."""
+    ok = [bool(answer and answer.ok) for answer in answers]
+    chosen: list[str] = []
+    kept: list[str] = []
+    for i, (line, answer) in enumerate(zip(lines, answers, strict=True)):
+        partner = i + 1 if line.whole and not line.second else i - 1 if line.second else i
+        if line.whole and not (ok[i] and ok[partner]):
+            chosen.append("" if line.second else line.whole)
+            if not line.second:
+                kept.append(line.whole)
+        elif ok[i] and answer is not None:
+            chosen.append(answer.text)
+        else:
+            chosen.append(line.plain)
+            kept.append(line.plain)
+    return chosen, kept
+
+
 def assemble(lines: list[Line], chosen: list[str]) -> str:
     """Sentences back into the draft's paragraphs."""
     paragraphs: dict[int, list[str]] = {}
@@ -262,8 +338,10 @@ def assemble(lines: list[Line], chosen: list[str]) -> str:
         sentence = text.strip()
         if sentence and sentence[-1] not in ".!?:":
             sentence += "."
-        paragraphs.setdefault(line.paragraph, []).append(sentence)
-    return "\n\n".join(" ".join(p) for p in paragraphs.values())
+        paragraphs.setdefault(line.paragraph, [])
+        if sentence:
+            paragraphs[line.paragraph].append(sentence)
+    return "\n\n".join(" ".join(p) for p in paragraphs.values() if p)
 
 
 class NumberStripper:

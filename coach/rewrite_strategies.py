@@ -27,6 +27,7 @@ from coach.rewrite_lines import (
     judge_line,
     line_messages,
     parse_numbered,
+    settle,
     split_lines,
 )
 from coach.rewrite_models import Persona
@@ -36,7 +37,8 @@ from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, toke
 SMALL_ATTEMPTS = 3
 FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
 SMALL_TIME_BUDGET_S = 20.0  # later rounds are sized to end by then; sentences still failing stay as the draft said them
-REVISION_SHARE = 0.6  # ... or, for a long draft, by the first round's time and this share of it again
+REVISION_SHARE = 0.6  # ... or, for a long draft, by the first round's time and this share of it again,
+MAX_REVISION_S = 10.0  # ... but no more than this again
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
@@ -112,7 +114,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     """Sentence by sentence (``rewrite_lines``): all sentences once, then only those that failed, up to three
     rounds within the time budget; a sentence that never passes stays as the draft wrote it, in plain words."""
     lines = split_lines(placeholders.text, placeholders.statements)
-    known = set(placeholders.tokens)
+    known = placeholders.tokens
     stems = [content_stems(line.original + " " + line.plain) for line in lines]
     others = [frozenset().union(*(stem for j, stem in enumerate(stems) if j != i)) for i in range(len(lines))]
     owner = {token: i for i, line in reversed(list(enumerate(lines))) for token in line.tokens}  # first holder
@@ -123,7 +125,8 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     for attempt in range(SMALL_ATTEMPTS):
         cap = None
         if attempt == 1:
-            deadline = max(SMALL_TIME_BUDGET_S, (1 + REVISION_SHARE) * (time.perf_counter() - started))
+            first = time.perf_counter() - started
+            deadline = max(SMALL_TIME_BUDGET_S, first + min(REVISION_SHARE * first, MAX_REVISION_S))
         if attempt:
             cap = _tokens_that_fit(deadline - (time.perf_counter() - started), generations,
                                    50 + sum(count_tokens(lines[i].plain) for i in todo))
@@ -152,12 +155,11 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
         todo = [i for i in todo if not _done(lines[i], best[i])]
         if not todo:
             break
-    chosen = [answer.text if answer and answer.ok else line.plain for line, answer in zip(lines, best, strict=True)]
+    chosen, kept = settle(lines, best)
     text = assemble(lines, chosen)
     missing, unknown, _ = token_problems(text, placeholders)
     candidate = Candidate(text=text, generation=generations[0], missing=missing,
                           problems=[f"unknown token {t}" for t in unknown], copy=copy_ratio(placeholders.text, text))
-    kept = [line.plain for line, answer in zip(lines, best, strict=True) if not (answer and answer.ok)]
     return StrategyResult(best=candidate, generations=generations, sentences=len(lines), kept=kept)
 
 

@@ -71,6 +71,23 @@ def test_a_figure_may_leave_a_bracketed_phrase_and_a_not_of_the_plain_words_is_n
     assert not any("not" in p for p in judged.problems), judged.problems
 
 
+def test_a_count_may_keep_its_noun_the_fact_already_holds_and_its_verb_may_change() -> None:
+    lines = split_lines("[NUMBER1] per second on average. [NUMBER2] total requests served.")
+    known = {"[NUMBER1]": "81,000 requests", "[NUMBER2]": "2.56 trillion"}
+    rate = judge_line(lines[0], "On average there were [NUMBER1] requests per second.", known)
+    assert rate.ok, (rate.problems, rate.claims, rate.novel)
+    served = judge_line(lines[1], "[NUMBER2] requests were handled in all.", known)
+    assert served.ok, (served.problems, served.claims, served.novel)
+
+
+def test_praise_the_sentence_gives_may_be_said_another_way() -> None:
+    judged = judge_line(line("Adoption of trusted publishing has been fantastic:"),
+                        "Trusted publishing has been adopted impressively well:", set())
+    assert not judged.claims, judged.claims
+    plain = judge_line(line("Adoption of trusted publishing has grown:"), "Trusted publishing is impressive.", set())
+    assert plain.claims  # praise the draft does not give is still a claim
+
+
 def test_a_figure_may_become_the_subject_of_a_sentence() -> None:
     judged = judge_line(line("[NUMBER1] per second on average."), "The average was [NUMBER1] per second.",
                         {"[NUMBER1]"})
@@ -125,3 +142,24 @@ def test_a_token_name_echoed_in_brackets_is_dropped() -> None:
                         "Once [SYSTEM2] (System2) is live, we start on [SYSTEM1] (SYSTEM1).",
                         {"[SYSTEM1]", "[SYSTEM2]"})
     assert judged.text == "Once [SYSTEM2] is live, we start on [SYSTEM1]." and judged.ok
+
+
+def test_a_long_sentence_is_asked_for_in_two_halves_that_pass_together_or_give_way_to_the_whole() -> None:
+    from coach.rewrite_lines import LineAnswer, settle
+
+    text = ("This was due to overload on the order requests blocking resources on most interface and data store "
+            "servers, which in turn created competition for resources on most other shops. It ended at [TIME1].")
+    lines = split_lines(text)
+    assert [line.second for line in lines] == [False, True, False]
+    assert lines[0].plain.endswith("data store servers.") and lines[1].plain.startswith("Which in turn")
+    assert lines[0].whole == lines[1].whole and lines[0].whole.startswith("This was due") and not lines[2].whole
+    good = [LineAnswer(text="Too many order requests tied up the servers."),
+            LineAnswer(text="Other shops then had to wait for them."), LineAnswer(text="It ended at [TIME1].")]
+    chosen, kept = settle(lines, list(good))
+    assert assemble(lines, chosen) == ("Too many order requests tied up the servers. Other shops then had to wait "
+                                       "for them. It ended at [TIME1].")
+    assert kept == []
+    failed = [good[0], LineAnswer(text="It cost us sales.", claims=["cost"]), good[2]]
+    chosen, kept = settle(lines, failed)
+    assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."  # never half a sentence alone
+    assert kept == [lines[0].whole]

@@ -265,7 +265,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     own_stems = content_stems(line.original + " " + line.plain)
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}
                       if not any(stem.startswith(w) for w in source_words if len(w) >= 3))  # "cert" -> "certificate"
-    if len(borrowed) >= 2:  # one word may be a synonym the draft happens to use elsewhere; two are content moved
+    # One word may be a synonym the draft happens to use elsewhere; two, or one of a very short answer ("We
+    # renewed the certificate." for "Root cause: the certificate expired."), are content moved in.
+    if len(borrowed) >= 2 or (borrowed and 3 * len(borrowed) >= len(content_stems(text))):
         result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
     result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
                         if t in text]
@@ -315,6 +317,11 @@ def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[st
     """What each line becomes, and the sentences kept as the draft wrote them: a passing answer, or the line's
     plain words; the two halves of a long sentence pass together or give way to the whole sentence."""
     ok = [bool(answer and answer.ok) for answer in answers]
+    seen: set[str] = set()
+    for i, answer in enumerate(answers):  # one answer never stands for two sentences
+        if answer is not None and ok[i]:
+            ok[i] = answer.text not in seen
+            seen.add(answer.text)
     chosen: list[str] = []
     kept: list[str] = []
     for i, (line, answer) in enumerate(zip(lines, answers, strict=True)):

@@ -149,9 +149,9 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                 # judged against the sentence whose figures it holds.
                 for index in _targets(batch[position - 1], answer, owner):
                     judged = judge_line(lines[index], answer, known, others[index])
-                    current = best[index]
-                    if current is None or judged.rank < current.rank:
-                        best[index] = judged
+                    if index == batch[position - 1] and _misplaced(judged):
+                        _slid(lines, best, batch, position, answer, known, others)
+                    _keep_better(best, index, judged)
         todo = [i for i in todo if not _done(lines[i], best[i])]
         if not todo:
             break
@@ -212,6 +212,33 @@ def first_batches(lines: list[Line], todo: list[int]) -> list[list[int]]:
 def _done(line: Line, answer: LineAnswer | None) -> bool:
     """Safe, and not a near-copy of a sentence long enough to say differently."""
     return answer is not None and answer.ok and (answer.copy < COPIED or len(line.plain.split()) < 6)
+
+
+def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], position: int, answer: str,
+          known: dict[str, str], others: list[frozenset[str]]) -> None:
+    """The model skipped or merged a sentence and its numbers slid by one: give the answer to the next sentence,
+    or else the previous one, if it passes there and that sentence has no passing answer yet (one only)."""
+    for near in (position, position - 2):  # 0-based positions of the next and the previous sentence
+        if not 0 <= near < len(batch):
+            continue
+        index, held = batch[near], best[batch[near]]
+        if held is not None and held.ok:
+            continue
+        judged = judge_line(lines[index], answer, known, others[index])
+        if judged.ok:
+            best[index] = judged
+            return
+
+
+def _misplaced(judged: LineAnswer) -> bool:
+    """The answer reads like another sentence's: nothing in common with its own, or content from elsewhere."""
+    return any(p == "not about the same thing" or p.endswith("comes from another sentence") for p in judged.problems)
+
+
+def _keep_better(best: list[LineAnswer | None], index: int, judged: LineAnswer) -> None:
+    current = best[index]
+    if current is None or judged.rank < current.rank:
+        best[index] = judged
 
 
 def _targets(numbered_as: int, answer: str, owner: dict[str, int]) -> list[int]:

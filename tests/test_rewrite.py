@@ -405,3 +405,20 @@ def test_a_later_round_is_sized_to_end_within_the_time_left() -> None:
     assert _tokens_that_fit(5.0, ran, 60) == 72  # (5 s - 60 prompt tokens at 60/s) x 20/s x 0.9
     assert _tokens_that_fit(0.5, ran, 60) is not None and _tokens_that_fit(0.5, ran, 60) < 0
     assert _tokens_that_fit(5.0, [], 60) is None  # speed unknown: no cap
+
+
+def test_answers_that_slid_by_one_sentence_are_matched_to_the_sentence_they_say() -> None:
+    def slides(messages: list[BaseMessage]) -> str:
+        lines = draft_lines(messages)
+        if len(lines) < 5:
+            return good_reply(messages)
+        # The model skipped "Root cause: ..." and every later answer moved up one number.
+        said = [GOOD[lines[0]], GOOD[lines[1]], GOOD[lines[3]], GOOD[lines[4]]]
+        return "\n".join(f"{i}. {text}" for i, text in enumerate(said, 1))
+
+    handle, fake = small_handle(slides, good_reply)
+    result = run(handle)
+    assert "We renewed the certificate." in result.rewrite and "We now watch for expiry." in result.rewrite
+    assert result.rewrite.count("We renewed the certificate.") == 1
+    assert "The cause was an expired certificate." in result.rewrite  # asked for again, alone
+    assert draft_lines(fake.calls[1][0]) == ["Root cause: a certificate on the load balancer expired."]

@@ -80,6 +80,14 @@ def test_a_count_may_keep_its_noun_the_fact_already_holds_and_its_verb_may_chang
     assert served.ok, (served.problems, served.claims, served.novel)
 
 
+def test_a_count_is_checked_in_the_plain_words_the_model_saw_and_may_be_followed_by_a_verb() -> None:
+    source = line("We now have [NUMBER1] that run benchmarks in parallel.")
+    assert "performance tests" in source.plain
+    judged = judge_line(source, "Now [NUMBER1] are running performance tests in parallel.",
+                        {"[NUMBER1]": "two x64 machines"})
+    assert judged.ok, (judged.problems, judged.claims, judged.novel)
+
+
 def test_praise_the_sentence_gives_may_be_said_another_way() -> None:
     judged = judge_line(line("Adoption of trusted publishing has been fantastic:"),
                         "Trusted publishing has been adopted impressively well:", set())

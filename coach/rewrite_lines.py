@@ -249,7 +249,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     if not text:
         result.problems.append("empty")
     result.problems += [f"left out {t}" for t in line.tokens if t not in used]
-    result.problems += [f'left out "{s}"' for s in line.statements if s.lower() not in text.lower()]
+    # Exactly as the draft says it, as the fact lock checks it ("No downtime" would not count as "no downtime").
+    result.problems += [f'left out "{s}"' for s in line.statements if s not in text]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
                         if t not in line.tokens and t in all_tokens]
     result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]

@@ -171,3 +171,9 @@ def test_a_long_sentence_is_asked_for_in_two_halves_that_pass_together_or_give_w
     chosen, kept = settle(lines, failed)
     assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."  # never half a sentence alone
     assert kept == [lines[0].whole]
+
+
+def test_a_word_fact_must_stay_exactly_as_the_fact_lock_checks_it() -> None:
+    source = split_lines("We expect no downtime for users.", ["no downtime"])[0]
+    assert 'left out "no downtime"' in judge_line(source, "No downtime is expected for users.", set()).problems
+    assert judge_line(source, "Users should see no downtime.", set()).ok

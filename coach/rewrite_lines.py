@@ -183,12 +183,14 @@ def _qualifiers(text: str) -> list[str]:
 
 
 def _bracketed(text: str) -> set[str]:
-    """Tokens standing alone in brackets: "(T392465)" or "([CODE1], [CODE2])" is a reference, not a version the
-    sentence is about. A token in a bracketed phrase ("([DURATION1] to return results)") may leave it."""
+    """Tokens that must stay in brackets: one standing alone there ("(T392465)" is a reference, not a version
+    the sentence is about), and any count or measure ("([NUMBER1] of requests lost)" is not "lost requests rose
+    by [NUMBER1]"). A name or code in a bracketed phrase ("([CODE1] errors)") may leave it."""
     found: set[str] = set()
     for group in re.findall(r"\(([^()]*)\)", text):
-        if TOKEN_RE.search(group) and not re.sub(r"[\s,;]|and", "", TOKEN_RE.sub("", group)):
-            found |= {m.group(0) for m in TOKEN_RE.finditer(group)}
+        alone = not re.sub(r"[\s,;]|and", "", TOKEN_RE.sub("", group))
+        found |= {m.group(0) for m in TOKEN_RE.finditer(group)
+                  if alone or m.group(1) in ("NUMBER", "PERCENT", "AMOUNT", "DURATION")}
     return found
 
 

@@ -217,7 +217,9 @@ def _done(line: Line, answer: LineAnswer | None) -> bool:
 def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], position: int, answer: str,
           known: dict[str, str], others: list[frozenset[str]]) -> None:
     """The model skipped or merged a sentence and its numbers slid by one: give the answer to the next sentence,
-    or else the previous one, if it passes there and that sentence has no passing answer yet (one only)."""
+    or else the previous one, if it passes there, says most of what that sentence says, and that sentence has no
+    passing answer yet (one only). Passing alone is too weak here: "We have a backup server for each service."
+    passes for "All servers will be read-only during the switch to the backup." but says something else."""
     for near in (position, position - 2):  # 0-based positions of the next and the previous sentence
         if not 0 <= near < len(batch):
             continue
@@ -225,9 +227,18 @@ def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], po
         if held is not None and held.ok:
             continue
         judged = judge_line(lines[index], answer, known, others[index])
-        if judged.ok:
+        if judged.ok and _covers(lines[index], answer):
             best[index] = judged
             return
+
+
+SLID_COVERAGE = 0.5
+
+
+def _covers(line: Line, answer: str) -> bool:
+    """The answer holds at least half of the content words the model was shown (or words starting like them)."""
+    own, said = content_stems(line.plain), {stem[:4] for stem in content_stems(answer)}
+    return bool(own) and sum(stem[:4] in said for stem in own) >= SLID_COVERAGE * len(own)
 
 
 def _misplaced(judged: LineAnswer) -> bool:

@@ -421,4 +421,7 @@ def test_answers_that_slid_by_one_sentence_are_matched_to_the_sentence_they_say(
     assert "We renewed the certificate." in result.rewrite and "We now watch for expiry." in result.rewrite
     assert result.rewrite.count("We renewed the certificate.") == 1
     assert "The cause was an expired certificate." in result.rewrite  # asked for again, alone
-    assert draft_lines(fake.calls[1][0]) == ["Root cause: a certificate on the load balancer expired."]
+    # "We now watch for expiry." passes for "Added expiry monitoring." but says too little of it to be moved
+    # there on a guess: that sentence is asked for again, with the skipped one.
+    assert draft_lines(fake.calls[1][0]) == ["Root cause: a certificate on the load balancer expired.",
+                                             "Added expiry monitoring."]

@@ -62,9 +62,12 @@ def test_a_sentence_that_changes_its_meaning_fails(source: str, answer: str, pro
 
 
 def test_a_figure_may_leave_a_bracketed_phrase_and_a_not_of_the_plain_words_is_not_added() -> None:
-    phrase = judge_line(line("The impact was longer waits ([DURATION1] to return results)."),
-                        "Results took up to [DURATION1] to come back.", {"[DURATION1]"})
-    assert not any("brackets" in p for p in phrase.problems), phrase.problems
+    code = judge_line(line("Five minutes of errors ([CODE1] errors) on the download site."),
+                      "Downloads failed with [CODE1] errors for five minutes.", {"[CODE1]"})
+    assert not any("brackets" in p for p in code.problems), code.problems
+    count = judge_line(line("The impact was a high level of errors ([NUMBER1] of requests lost)."),
+                       "The impact was that lost requests rose by [NUMBER1].", {"[NUMBER1]"})
+    assert "[NUMBER1] is no longer in brackets" in count.problems
     plain = line("There has been instability serving uncached content.")
     assert "not" in plain.plain  # "uncached" is shown to the model as "not pre-stored"
     judged = judge_line(plain, "Content that wasn't pre-stored was served unreliably.", set())

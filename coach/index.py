@@ -143,6 +143,9 @@ class CorpusIndex:
         self.settings = settings
         self.lock_timeout_s = lock_timeout_s
         self.embedding = default_embedding(settings.threads)
+        # A chunk's id holds the hash of its text, so the text behind an id never changes: queries ask Chroma
+        # for ids and distances only and read texts from here (filled from the collection on first use).
+        self._texts: dict[str, str] = {}
         self._client = _client(settings)
         self.collection = self._client.get_or_create_collection(
             name=f"{COLLECTION_PREFIX}-{embedding_kind()}",
@@ -203,26 +206,27 @@ class CorpusIndex:
         if doc_ids:
             where = {"doc_id": doc_ids[0]} if len(doc_ids) == 1 else {"doc_id": {"$in": list(doc_ids)}}
         result = self.collection.query(query_texts=[text], n_results=4 * k + 12, where=where,
-                                       include=["documents", "metadatas", "distances"])
+                                       include=["metadatas", "distances"])
         best: dict[str, tuple[float, dict[str, Any]]] = {}
-        texts: dict[str, str] = {}
-        rows = zip(result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True)
-        for doc, meta, dist in rows:
+        for meta, dist in zip(result["metadatas"][0], result["distances"][0], strict=True):
             chunk_id = str(meta["chunk_id"])
-            if meta["kind"] == "chunk":
-                texts[chunk_id] = str(doc)
             score = 1.0 - float(dist)
             if chunk_id not in best or score > best[chunk_id][0]:
                 best[chunk_id] = (score, dict(meta))
         top = sorted(best.items(), key=lambda item: -item[1][0])[:k]
-        missing = [chunk_id for chunk_id, _ in top if chunk_id not in texts]
-        if missing:  # reached through a key only: fetch the chunk's own text
-            got = self.collection.get(ids=missing, include=["documents"])
-            texts.update(zip(got["ids"], (str(d) for d in got["documents"] or []), strict=True))
+        texts = self._chunk_texts([chunk_id for chunk_id, _ in top])
         return [Passage(text=texts[chunk_id], source=str(meta["source"]), doc_id=str(meta["doc_id"]),
                         title=str(meta["title"]), position=int(meta["position"]), chunk_id=chunk_id,
                         score=round(score, 4))
                 for chunk_id, (score, meta) in top if chunk_id in texts]
+
+    def _chunk_texts(self, chunk_ids: list[str]) -> dict[str, str]:
+        """The texts of these chunks: from memory, or in one read of the collection for those not seen yet."""
+        missing = [chunk_id for chunk_id in chunk_ids if chunk_id not in self._texts]
+        if missing:
+            got = self.collection.get(ids=missing, include=["documents"])
+            self._texts.update(zip(got["ids"], (str(d) for d in got["documents"] or []), strict=True))
+        return {chunk_id: self._texts[chunk_id] for chunk_id in chunk_ids if chunk_id in self._texts}
 
     def stats(self) -> dict[str, int]:
         """How many documents and chunks the collection holds (retrieval keys not counted)."""

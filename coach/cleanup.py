@@ -20,6 +20,14 @@ _BLOCK_LABEL = re.compile(r"^\s*\[(?P<label>[^\]]{1,80})\]\s*$")
 _UPDATE_LABEL = re.compile(r"^(?:update|edit)\s*[-–:]?\s*(?P<when>.+)$", re.IGNORECASE)
 
 
+_ARROW = re.compile(r"([^\s:]+)\s*(?:→|->|=>|⇒)\s*([^\s,;]+)")
+
+
+def _arrows(line: str) -> str:
+    """ "user: gerrit2 → gerrit" says a change; a small model reads the arrow either way, so say it in words."""
+    return _ARROW.sub(r"from \1 to \2", line)
+
+
 def _tidy_after_links(line: str) -> str:
     """Remove what a deleted link leaves behind: empty brackets, a dangling "as per" or "on"."""
     line = re.sub(r"\(\s*\)|\[\s*\]", "", line)
@@ -73,7 +81,7 @@ def _paragraphs(lines: list[str]) -> list[str]:
             current.clear()
 
     for raw in lines:
-        line = _tidy_after_links(_URL.sub("", raw)).rstrip()
+        line = _arrows(_tidy_after_links(_URL.sub("", raw))).rstrip()
         if not line.strip():
             if not (current and current[-1].endswith(":") and not items):  # a list may follow its lead-in
                 end_paragraph()

@@ -13,6 +13,7 @@ gets its own collection, so switching to the fake embedder never mixes vectors o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
@@ -146,12 +147,23 @@ class CorpusIndex:
         # A chunk's id holds the hash of its text, so the text behind an id never changes: queries ask Chroma
         # for ids and distances only and read texts from here (filled from the collection on first use).
         self._texts: dict[str, str] = {}
-        self._client = _client(settings)
-        self.collection = self._client.get_or_create_collection(
-            name=f"{COLLECTION_PREFIX}-{embedding_kind()}",
-            embedding_function=self.embedding,
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        # Two processes creating the embedded store in a fresh data dir at once race in Chroma's own schema
+        # set-up ("table collections already exists"): opening is one process at a time.
+        opening: Any = contextlib.nullcontext()
+        if not settings.chroma_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            opening = filelock.FileLock(str(settings.data_dir / "chroma-open.lock"), timeout=lock_timeout_s)
+        try:
+            with opening:
+                self._client = _client(settings)
+                self.collection = self._client.get_or_create_collection(
+                    name=f"{COLLECTION_PREFIX}-{embedding_kind()}",
+                    embedding_function=self.embedding,
+                    configuration={"hnsw": {"space": "cosine"}},
+                )
+        except filelock.Timeout:
+            raise IndexBusy(f"Another process has been opening the index for over {lock_timeout_s:.0f} s.",
+                            hint="Wait for it to finish and try again.") from None
 
     def build(self, progress: Progress | None = None) -> IndexReport:
         """Bring the collection in line with the corpus; returns how many chunks were added and removed."""

@@ -41,3 +41,10 @@ def test_every_fact_survives_cleaning_exactly() -> None:
     cleaned = clean_draft(draft)
     for fact in extract_facts(draft):
         assert fact.text in cleaned
+
+
+def test_an_arrow_says_from_and_to_in_words() -> None:
+    cleaned = clean_draft("This unblocks:\n\n- System daemon user: gerrit2 → gerrit (T338470)\n"
+                          "- Java 11 -> 17 upgrade\n")
+    assert "System daemon user: from gerrit2 to gerrit (T338470)" in cleaned
+    assert "Java from 11 to 17 upgrade" in cleaned and "→" not in cleaned and "->" not in cleaned

@@ -39,6 +39,7 @@ FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first wo
 SMALL_TIME_BUDGET_S = 20.0  # later rounds are sized to end by then; sentences still failing stay as the draft said them
 REVISION_SHARE = 0.6  # ... or, for a long draft, by the first round's time and this share of it again,
 MAX_REVISION_S = 10.0  # ... but no more than this again
+SLID_COVERAGE = 0.5  # an answer that slid to a neighbouring sentence must hold this share of its content words
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
 STRONG_REPAIRS = 2
 # Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
@@ -230,9 +231,6 @@ def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], po
         if judged.ok and _covers(lines[index], answer):
             best[index] = judged
             return
-
-
-SLID_COVERAGE = 0.5
 
 
 def _covers(line: Line, answer: str) -> bool:

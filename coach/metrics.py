@@ -126,8 +126,13 @@ def translate_changes(text: str, facts: list[Fact]) -> list[MetricTranslation]:
     out = []
     for phrase, before, after in _duration_ranges(text, facts):
         change = (before - after) / before * 100
-        word = "faster" if change > 0 else "slower"
-        out.append(MetricTranslation(metric=phrase, business=f"{abs(change):.0f}% {word} ({phrase}).", needs=None))
+        if after >= 2 * before:  # "1233% slower" says less than "13 times as slow"
+            times = after / before
+            amount = f"{times:.1f}".removesuffix(".0") if times < 10 else f"{times:.0f}"
+            business = f"{amount} times as slow ({phrase})."
+        else:
+            business = f"{abs(change):.0f}% {'faster' if change > 0 else 'slower'} ({phrase})."
+        out.append(MetricTranslation(metric=phrase, business=business, needs=None))
     return out
 
 

@@ -317,6 +317,15 @@ def test_an_unknown_token_is_never_shown_raw_and_a_cut_off_answer_is_not_used() 
     assert "Added expiry monitoring." in result.rewrite
 
 
+def test_a_big_slowdown_is_said_in_times_and_a_speed_up_in_percent() -> None:
+    from coach.metrics import translate
+
+    slow, _ = translate("From 13:05 the order page latency rose from 180 ms to 2.4 s.", [])
+    assert [t.business for t in slow] == ["13 times as slow (180 ms to 2.4 s)."]
+    fast, _ = translate("The benchmark result now takes ~40m instead of going from ~1h 20m to ~40m.", [])
+    assert any(t.business.startswith("50% faster") for t in fast)
+
+
 def test_outage_cost_counts_downtime_only_not_repair_times() -> None:
     from coach.metrics import translate
 

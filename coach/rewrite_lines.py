@@ -267,7 +267,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                         and not w.endswith("ing")]  # "[NUMBER1] running tests": a verb, not a new count
     # In the words the model was shown: "[NUMBER1] that run benchmarks" was "... run performance tests".
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain) if not _has_word(text, w)]
-    own_stems = content_stems(line.original + " " + line.plain)
+    reference = line.original + "\n" + line.plain
+    own_stems = content_stems(reference)
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}
                       if not any(stem.startswith(w) for w in source_words if len(w) >= 3))  # "cert" -> "certificate"
     # One word may be a synonym the draft happens to use elsewhere; two, or one of a very short answer ("We
@@ -281,13 +282,11 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
-    reference = line.original + "\n" + line.plain
     result.claims = [w for _, words in unsupported_claims(reference, text) for w in words]
     result.claims += sorted({w for w in re.findall(r"[a-z]+", text.lower()) if w in _JUDGEMENTS} - source_words)
     if source_words & _PRAISE:
         result.claims = [c for c in result.claims if c not in _PRAISE]
-    own = content_stems(reference)
-    if len(own) >= 2 and not own & content_stems(text):
+    if len(own_stems) >= 2 and not own_stems & content_stems(text):
         result.problems.append("not about the same thing")
     result.novel = novel_words(reference, text)
     result.copy = copy_ratio(line.plain, text, n=3) if len(line.plain.split()) >= 3 else 1.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
@@ -198,16 +199,11 @@ def _tokens_that_fit(seconds_left: float, generations: list[Generation], prompt_
 def first_batches(lines: list[Line], todo: list[int]) -> list[list[int]]:
     """The first round's requests: the opening sentences up to ``FIRST_BATCH_TOKENS``, then the rest (one
     request when the rest would be short)."""
-    size, cut = 0, len(todo)
-    for position, index in enumerate(todo):
-        size += count_tokens(lines[index].plain)
-        if size >= FIRST_BATCH_TOKENS:
-            cut = position + 1
-            break
-    rest = todo[cut:]
-    if not rest or sum(count_tokens(lines[i].plain) for i in rest) < FIRST_BATCH_TOKENS:
+    sizes = [count_tokens(lines[index].plain) for index in todo]
+    cut = next((n for n, total in enumerate(accumulate(sizes), 1) if total >= FIRST_BATCH_TOKENS), len(todo))
+    if sum(sizes[cut:]) < FIRST_BATCH_TOKENS:  # the rest would be short (or empty): one request
         return [todo]
-    return [todo[:cut], rest]
+    return [todo[:cut], todo[cut:]]
 
 
 def _done(line: Line, answer: LineAnswer | None) -> bool:

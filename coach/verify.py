@@ -181,15 +181,24 @@ _CLAIM_STEMS = ("improv", "better", "reduc", "saving", "save", "saved", "cost", 
                 "fixed", "stabl", "growth", "grew", "success", "fantastic", "significant")
 
 
+# A direction the draft gives in other words may be said with the claim word: "raise the limit" -> "increase".
+_SAME_DIRECTION = {
+    "increas": r"\b(?:rose|rise[sn]?|rising|raise[sd]?|raising|grew|grow|doubl|tripl|climb|went up|up from)",
+    "decreas": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv)",
+    "reduc": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv|decreas)",
+}
+
+
 def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
     """Rewrite sentences using benefit/cost/cause words the draft never uses: (sentence, the words)."""
     draft_lower = draft.lower()
-    causal = r"\b(?:because|due to|caused|cause[sd]?|result(?:ed|ing)? in|led to|leading to|triggered)\b"
+    causal = r"\b(?:because|due to|caused|cause[sd]?|result(?:ed|ing)? in|led to|leading to|trigger(?:s|ed)?)\b"
     draft_has_cause = re.search(causal, draft_lower) is not None
     found = []
     for sentence in sentences(rewrite):
         lower = sentence.lower()
-        words = [stem for stem in _CLAIM_STEMS if re.search(rf"\b{stem}", lower) and not re.search(rf"\b{stem}", draft_lower)]
+        words = [stem for stem in _CLAIM_STEMS if re.search(rf"\b{stem}", lower) and not re.search(rf"\b{stem}", draft_lower)
+                 and not (stem in _SAME_DIRECTION and re.search(_SAME_DIRECTION[stem], draft_lower))]
         if not draft_has_cause and re.search(causal, lower):
             words.append("a cause")
         vague = re.search(r"\b(?:several|many|a few|few|multiple)\s+(?:minutes|hours|days|weeks|months)\b", lower)

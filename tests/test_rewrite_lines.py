@@ -180,3 +180,16 @@ def test_a_word_fact_must_stay_exactly_as_the_fact_lock_checks_it() -> None:
     source = split_lines("We expect no downtime for users.", ["no downtime"])[0]
     assert 'left out "no downtime"' in judge_line(source, "No downtime is expected for users.", set()).problems
     assert judge_line(source, "Users should see no downtime.", set()).ok
+
+
+def test_a_direction_or_cause_the_sentence_gives_in_other_words_is_not_a_claim() -> None:
+    raised = judge_line(line("Next, raise the pool limit from [NUMBER1] connections."),
+                        "Next, we will increase the connection pool limit from [NUMBER1] connections.", {"[NUMBER1]"})
+    assert raised.claims == [], raised.claims
+    trigger = judge_line(line("The trigger was a full connection pool after the deploy."),
+                         "The problem was caused by a full connection pool after the deploy.", set())
+    assert trigger.claims == [], trigger.claims
+    # ... but a direction the sentence does not give still is one.
+    invented = judge_line(line("We moved the pool limit to [NUMBER1] connections."),
+                          "We increased the pool limit to [NUMBER1] connections.", {"[NUMBER1]"})
+    assert "increas" in invented.claims

@@ -2,7 +2,7 @@
 
 The embedded 1.5B model copies a draft it is shown plainly and invents when pushed to write freely, so it gets
 the small-model strategy: a cleaned draft whose facts are typed tokens, rewritten sentence by sentence after one
-worked example in a fixed (cached) prefix, with mild DRY sampling against copying; code checks each sentence
+worked example in a fixed (cached) prefix, with DRY sampling against copying; code checks each sentence
 against its own source and asks again only for the ones that failed (``rewrite_lines``). Strong backends get a
 plain prompt with the real draft and a bounded repair turn naming the exact strings they dropped. Every
 candidate is judged by code, never by a model.
@@ -43,10 +43,11 @@ MAX_REVISION_S = 10.0  # ... but no more than this again
 SLID_COVERAGE = 0.5  # an answer that slid to a neighbouring sentence must hold this share of its content words
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
 STRONG_REPAIRS = 2
-# Mild DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
-# must be sequence breakers or the model is pushed to mangle [TIME1] on its second use.
+# DRY penalises re-emitting long runs of the prompt (copying) without breaking the tokens: "[" and "]"
+# must be sequence breakers or the model is pushed to mangle [TIME1] on its second use. Multiplier 0.8 rather than
+# the 0.5 of the first experiment: median copy 0.32 -> 0.24 on the dev drafts, no more wrong statements read.
 SMALL_SAMPLING = {
-    "top_k": 40, "min_p": 0.05, "dry_multiplier": 0.5, "dry_base": 1.75, "dry_allowed_length": 3,
+    "top_k": 40, "min_p": 0.05, "dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 3,
     "dry_penalty_last_n": 4096, "dry_sequence_breakers": ["\n", ":", "\"", "*", "[", "]"], "cache_prompt": True,
 }
 

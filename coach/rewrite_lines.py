@@ -158,7 +158,8 @@ _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", 
                          "successful", "successfully", "smooth", "smoothly", "seamless", "seamlessly", "easy",
                          "simple", "free", "always", "fully", "completely", "entirely", "quickly", "immediately",
                          "high", "low", "amazing", "remarkable", "strong", "well", "rapid", "rapidly", "growing",
-                         "popular", "widely", "largely", "mostly"])
+                         "popular", "widely", "largely", "mostly", "primary", "main", "default", "sole", "official",
+                         "key", "core", "dedicated"])
 
 
 def _limits(text: str) -> set[str]:
@@ -219,6 +220,27 @@ _PRAISE = frozenset(["fantastic", "great", "excellent", "impressive", "amazing",
                      "successfully", "strongly"])
 
 
+# What state something is in: a sentence that loses it says something else ("Builds needing a virtual machine
+# are queued." is not "A task needs a virtual machine."). Each with the stems that say the same.
+_STATES = {
+    "queued": ("queu", "wait", "backlog", "pending", "line"),
+    "blocked": ("block", "stop", "prevent", "disabl", "paus", "not allowed", "cannot", "can't", "unable"),
+    "unresponsive": ("unrespons", "respond", "hung", "hang", "froz", "stuck", "not work"),
+    "read-only": ("read-only", "read only", "view-only", "view only", "readonly", "no chang", "cannot", "can't"),
+    "unavailable": ("unavailab", "down", "offline", "outage", "not available", "inaccessib", "cannot", "can't"),
+    "disrupted": ("disrupt", "interrupt", "outage", "down", "unavailab", "affect", "break", "broke", "fail"),
+    "failed": ("fail", "error", "unsuccess", "broke", "not work", "n't work", "lost"),
+    "delayed": ("delay", "late", "slow", "wait", "held", "postpon"),
+    "purge": ("purg", "clear", "empt", "clean", "delet", "remov"),
+    "cancelled": ("cancel", "call", "stop", "drop"),
+}
+
+
+def _states(text: str) -> list[str]:
+    lower = text.lower()
+    return [state for state in _STATES if re.search(rf"\b{re.escape(state)}", lower)]
+
+
 def _has_word(text: str, word: str) -> bool:
     """``word``, a form of it (same first four letters) or a verb that says the same is in ``text``."""
     stems = [word[:4] if len(word) > 4 else word, *_SAME_AS.get(word, ())]
@@ -267,6 +289,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                         and not w.endswith("ing")]  # "[NUMBER1] running tests": a verb, not a new count
     # In the words the model was shown: "[NUMBER1] that run benchmarks" was "... run performance tests".
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain) if not _has_word(text, w)]
+    result.problems += [f'dropped "{w}"' for w in _states(line.original + " " + line.plain)
+                        if not any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in _STATES[w])]
     reference = line.original + "\n" + line.plain
     own_stems = content_stems(reference)
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}

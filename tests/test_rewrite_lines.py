@@ -193,3 +193,18 @@ def test_a_direction_or_cause_the_sentence_gives_in_other_words_is_not_a_claim()
     invented = judge_line(line("We moved the pool limit to [NUMBER1] connections."),
                           "We increased the pool limit to [NUMBER1] connections.", {"[NUMBER1]"})
     assert "increas" in invented.claims
+
+
+def test_a_sentence_that_loses_the_state_it_reports_fails() -> None:
+    source = line("Builds requiring a virtual machine are being queued.")
+    lost = judge_line(source, "A task requires a virtual machine that needs to be set up.", set())
+    assert 'dropped "queued"' in lost.problems and not lost.ok
+    kept = judge_line(source, "Builds that need a virtual machine are waiting in line.", set())
+    assert kept.ok, (kept.problems, kept.claims, kept.novel)
+
+
+def test_a_role_the_sentence_does_not_give_is_a_claim() -> None:
+    source = line("We start the launch of the new network on [DATE1], with [SYSTEM1].")
+    judged = judge_line(source, "The new network launches on [DATE1], with [SYSTEM1] being the primary domain.",
+                        {"[DATE1]", "[SYSTEM1]"})
+    assert "primary" in judged.claims and not judged.ok

@@ -131,9 +131,8 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
             first = time.perf_counter() - started
             deadline = max(SMALL_TIME_BUDGET_S, first + min(REVISION_SHARE * first, MAX_REVISION_S))
         if attempt:
-            cap = _tokens_that_fit(deadline - (time.perf_counter() - started), generations,
-                                   50 + sum(count_tokens(lines[i].plain) for i in todo))
-            if cap is not None and cap < MIN_ROUND_TOKENS:
+            todo, cap = revision_batch(lines, todo, best, deadline - (time.perf_counter() - started), generations)
+            if not todo or (cap is not None and cap < MIN_ROUND_TOKENS):
                 break  # the user is waiting: what has not passed stays as the draft said it
         if attempt and on_progress:
             on_progress(f"revising {len(todo)} sentence{'s' if len(todo) != 1 else ''}")
@@ -185,16 +184,41 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
     return generation
 
 
+def _speed(generations: list[Generation]) -> float | None:
+    """Tokens written per second by this rewrite's requests; None when too few to tell."""
+    written = sum(g.completion_tokens or 0 for g in generations)
+    writing_s = sum(g.total_ms - (g.first_token_ms or 0) for g in generations) / 1000
+    return written / writing_s if written >= 10 and writing_s > 0 else None
+
+
 def _tokens_that_fit(seconds_left: float, generations: list[Generation], prompt_tokens: int) -> int | None:
     """How many tokens a later round can write and still end in ``seconds_left``, at the speed this rewrite's
     requests ran (prompt tokens counted at three times the generation speed, about what llama.cpp does on a
     CPU); None when the speed is unknown."""
-    written = sum(g.completion_tokens or 0 for g in generations)
-    writing_s = sum(g.total_ms - (g.first_token_ms or 0) for g in generations) / 1000
-    if written < 10 or writing_s <= 0:
+    speed = _speed(generations)
+    if speed is None:
         return None
-    speed = written / writing_s
     return int((seconds_left - prompt_tokens / (3 * speed)) * speed * 0.9)
+
+
+def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | None], seconds_left: float,
+                   generations: list[Generation]) -> tuple[list[int], int | None]:
+    """The sentences a later round asks for again, and its token cap: as many as can be rewritten in the time
+    left, failed sentences first (they would stay as the draft said them), then near-copies, longer ones first
+    within each; a round cut off by its token cap would lose its last sentence anyway."""
+    speed = _speed(generations)
+    if speed is None:
+        return todo, None
+    order = sorted(todo, key=lambda i: (best[i] is not None and best[i].ok, -count_tokens(lines[i].plain)))
+    chosen: list[int] = []
+    prompt, written = 50, 0
+    for index in order:
+        size = count_tokens(lines[index].plain)
+        more_prompt, more_written = prompt + size, written + int(1.3 * size) + 8  # an answer runs a little longer
+        if (more_prompt / (3 * speed) + more_written / speed) / 0.9 <= seconds_left:
+            chosen.append(index)
+            prompt, written = more_prompt, more_written
+    return sorted(chosen), _tokens_that_fit(seconds_left, generations, prompt)
 
 
 def first_batches(lines: list[Line], todo: list[int]) -> list[list[int]]:

@@ -416,6 +416,25 @@ def test_a_later_round_is_sized_to_end_within_the_time_left() -> None:
     assert _tokens_that_fit(5.0, [], 60) is None  # speed unknown: no cap
 
 
+def test_a_later_round_asks_again_for_what_fits_failed_sentences_first() -> None:
+    from coach.models import Generation
+    from coach.rewrite_lines import LineAnswer, split_lines
+    from coach.rewrite_strategies import revision_batch
+
+    lines = split_lines("Short one here now. " + "A much longer sentence with many more words in it to say. " * 1
+                        + "Third sentence that failed its check.")
+    near_copy, failed = LineAnswer(text="A much longer sentence."), LineAnswer(text="x", problems=["empty"])
+    best = [None, near_copy, failed]
+    ran = [Generation(text="", finish_reason="stop", completion_tokens=200, first_token_ms=0, total_ms=10_000,
+                      model="m")]  # 20 tokens/s
+    everything, cap = revision_batch(lines, [0, 1, 2], best, 60.0, ran)
+    assert everything == [0, 1, 2] and cap is not None and cap > 3 * 20
+    tight, cap = revision_batch(lines, [0, 1, 2], best, 2.0, ran)
+    assert tight == [2] and cap is not None  # the failed sentence, not the safe near-copy or the short one
+    assert revision_batch(lines, [0, 1, 2], best, 0.2, ran)[0] == []
+    assert revision_batch(lines, [1, 2], best, 0.2, [])[0] == [1, 2]  # speed unknown: everything, no cap
+
+
 def test_answers_that_slid_by_one_sentence_are_matched_to_the_sentence_they_say() -> None:
     def slides(messages: list[BaseMessage]) -> str:
         lines = draft_lines(messages)

@@ -209,7 +209,11 @@ def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | N
     speed = _speed(generations)
     if speed is None:
         return todo, None
-    order = sorted(todo, key=lambda i: (best[i] is not None and best[i].ok, -count_tokens(lines[i].plain)))
+    def passed(index: int) -> bool:
+        answer = best[index]
+        return answer is not None and answer.ok
+
+    order = sorted(todo, key=lambda i: (passed(i), -count_tokens(lines[i].plain)))
     chosen: list[int] = []
     prompt, written = 50, 0
     for index in order:

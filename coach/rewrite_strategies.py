@@ -218,8 +218,8 @@ def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | N
     prompt, written = 50, 0
     for index in order:
         size = count_tokens(lines[index].plain)
-        more_prompt, more_written = prompt + size, written + int(1.3 * size) + 8  # an answer runs a little longer
-        if (more_prompt / (3 * speed) + more_written / speed) / 0.9 <= seconds_left:
+        more_prompt, more_written = prompt + size, written + size + 4  # an answer about as long, and its number
+        if more_prompt / (3 * speed) + more_written / speed <= seconds_left:
             chosen.append(index)
             prompt, written = more_prompt, more_written
     return sorted(chosen), _tokens_that_fit(seconds_left, generations, prompt)

@@ -247,9 +247,16 @@ def _has_word(text: str, word: str) -> bool:
     return any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in stems)
 
 
+_WHEN_WORDS = r"(?:on|in|at|since|from|by|until|before|after|during|for)"
+_WHEN_TOKEN = r"\[(?:DATE|TIME|DURATION)\d+\]"
+_SIMPLE_START = frozenset(["The", "A", "An", "We", "There", "This", "It", "Our", "All", "Some", "Most"])
+
+
 def reattach(line: Line, answer: str) -> str:
     """Put back a token the model left out where the draft had it in brackets after a word the answer still
-    uses: "Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again."""
+    uses ("Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again), or as a phrase
+    of time opening or closing the sentence ("..., since [TIME1]." -> the answer ends with it too)."""
+    answer = _reattach_when(line, answer)
     for token in line.tokens:
         if token in answer:
             continue
@@ -259,6 +266,28 @@ def reattach(line: Line, answer: str) -> str:
         word = re.search(rf"\b{re.escape(found.group(1))}\b", answer, re.IGNORECASE)
         if word is not None:
             answer = f"{answer[:word.end()]} ({token}){answer[word.end():]}"
+    return answer
+
+
+def _reattach_when(line: Line, answer: str) -> str:
+    """The draft's own phrase of time ("in [DATE1]", "since [TIME1]", ", [DATE1]") where the sentence opens or
+    closes with it, put back where the answer left it out; nothing when the answer has other tokens missing."""
+    missing = [token for token in line.tokens if token not in answer]
+    source = line.original.strip()
+    if len(missing) != 1 or not answer.strip() or not re.fullmatch(_WHEN_TOKEN, missing[0]):
+        return answer
+    token = re.escape(missing[0])
+    closing = re.search(rf"(?:,\s*|\s+){_WHEN_WORDS}?\s*(?:the\s+)?{token}\s*([.!?]?)$", source, re.IGNORECASE)
+    if closing:
+        phrase = closing.group(0)[: len(closing.group(0)) - len(closing.group(1))].rstrip()
+        body = answer.rstrip()
+        end = body[-1] if body[-1] in ".!?:" else ""
+        return f"{body[: len(body) - len(end)].rstrip(' ,;')}{phrase}{end or closing.group(1)}"
+    opening = re.match(rf"{_WHEN_WORDS}\s+(?:the\s+)?{token},?", source, re.IGNORECASE)
+    first = answer.split(maxsplit=1)[0] if answer.split() else ""
+    if opening and first in _SIMPLE_START:
+        phrase = opening.group(0).rstrip(",")
+        return f"{phrase[0].upper()}{phrase[1:]}, {answer[0].lower()}{answer[1:]}"
     return answer
 
 

@@ -208,3 +208,15 @@ def test_a_role_the_sentence_does_not_give_is_a_claim() -> None:
     judged = judge_line(source, "The new network launches on [DATE1], with [SYSTEM1] being the primary domain.",
                         {"[DATE1]", "[SYSTEM1]"})
     assert "primary" in judged.claims and not judged.ok
+
+
+def test_a_left_out_phrase_of_time_that_closes_or_opens_the_sentence_is_put_back() -> None:
+    since = judge_line(line("There is an outage on [SYSTEM1] since [TIME1]."), "There's a problem with [SYSTEM1].",
+                       {"[SYSTEM1]", "[TIME1]"})
+    assert since.text == "There's a problem with [SYSTEM1] since [TIME1]." and "left out [TIME1]" not in since.problems
+    opening = judge_line(line("On [DATE1] we moved the servers."), "We moved the servers.", {"[DATE1]"})
+    assert opening.text == "On [DATE1], we moved the servers."
+    # In the middle of the sentence the time belongs to one event: code does not guess where it goes.
+    middle = judge_line(line("The pool ran out after the [TIME2] deploy of release [NUMBER1]."),
+                        "The pool ran out after release [NUMBER1].", {"[TIME2]", "[NUMBER1]"})
+    assert "left out [TIME2]" in middle.problems

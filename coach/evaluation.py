@@ -21,6 +21,7 @@ from coach.errors import CoachError, InputError
 from coach.models import ChatModelHandle
 from coach.rewrite import rewrite_draft
 from coach.rewrite_models import RewriteRequest, RewriteResult
+from coach.verify import has_fact
 
 
 class EvalCase(BaseModel):
@@ -87,8 +88,8 @@ def _citations_valid(settings: Settings, result: RewriteResult) -> bool:
 def score_case(settings: Settings, case: EvalCase, result: RewriteResult, seconds: float) -> EvalRow:
     """Compare one result with the case's expected facts."""
     facts = case.facts if case.facts is not None else result.facts.draft
-    kept = [f for f in facts if f in result.rewrite]
-    flagged = [f for f in facts if f not in result.rewrite and any(f in m for m in result.facts.missing)]
+    kept = [f for f in facts if has_fact(result.rewrite, f)]
+    flagged = [f for f in facts if not has_fact(result.rewrite, f) and any(f in m for m in result.facts.missing)]
     flagged_added = {f.excerpt for f in result.flags if f.kind == "added_figure"}
     return EvalRow(
         id=case.id, facts=len(facts), kept=len(kept), flagged=len(flagged),

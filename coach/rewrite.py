@@ -52,6 +52,7 @@ from coach.verify import (
     fact_fragment,
     fact_sentence,
     facts_of,
+    has_fact,
     to_placeholders,
     unsupported_claims,
 )
@@ -159,8 +160,8 @@ def _fallback(rewrite: str, cleaned: str, missing: list[str]) -> tuple[str, list
 
 def _verify(draft: str, rewrite: str, facts: list[str], supplied: list[str],
             translations: list[MetricTranslation]) -> tuple[FactReport, list[Flag]]:
-    kept = [f for f in facts if f in rewrite]
-    missing = [f for f in facts if f not in rewrite]
+    kept = [f for f in facts if has_fact(rewrite, f)]
+    missing = [f for f in facts if not has_fact(rewrite, f)]
     allowed = [draft, *supplied, *(t.business for t in translations)]
     added = invented_figures(rewrite, allowed)
     flags = [Flag(kind="missing_fact", message=f'"{m}" from the draft is not in the rewrite.', excerpt=m)
@@ -223,7 +224,7 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     flags = _attribution(strategy.best.text, placeholders) + _claims(draft, rewrite)
     flags += [Flag(kind="model", message=f"The model referred to a figure that is not in the draft ({p}); it was "
                    "left out.", excerpt=p) for p in strategy.best.problems if p.startswith("unknown token")]
-    rewrite, fallback_flags = _fallback(rewrite, cleaned, [f for f in facts if f not in rewrite])
+    rewrite, fallback_flags = _fallback(rewrite, cleaned, [f for f in facts if not has_fact(rewrite, f)])
     rewrite = _append_translations(rewrite, translations)
     report, fact_flags = _verify(draft, rewrite, facts, request.supplied_facts, translations)
     result = _assemble(settings, request, kind, draft, rewrite, report, [*fact_flags, *fallback_flags, *flags],

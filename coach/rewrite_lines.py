@@ -25,7 +25,16 @@ from coach.analysis import sentences
 from coach.plain import plain_words
 from coach.prompts import PROMPTS_DIR, data_block, load_prompt
 from coach.rewrite_models import Persona
-from coach.verify import COMMON_WORDS, STOP_WORDS, TOKEN_RE, content_stems, copy_ratio, novel_words, unsupported_claims
+from coach.verify import (
+    COMMON_WORDS,
+    STOP_WORDS,
+    TOKEN_RE,
+    content_stems,
+    copy_ratio,
+    has_fact,
+    novel_words,
+    unsupported_claims,
+)
 
 _NUMBERED = re.compile(r"^\s*(?:\*\*)?(\d{1,3})[.)](?:\*\*)?\s*(.*)$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
@@ -303,7 +312,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
         result.problems.append("empty")
     result.problems += [f"left out {t}" for t in line.tokens if t not in used]
     # Exactly as the draft says it, as the fact lock checks it ("No downtime" would not count as "no downtime").
-    result.problems += [f'left out "{s}"' for s in line.statements if s not in text]
+    result.problems += [f'left out "{s}"' for s in line.statements if not has_fact(text, s)]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
                         if t not in line.tokens and t in all_tokens]
     result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]

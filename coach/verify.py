@@ -120,6 +120,14 @@ def attribution_flags(draft_ph: str, output_ph: str, placeholders: Placeholders)
     return flags
 
 
+def has_fact(text: str, fact: str) -> bool:
+    """The fact is in the text as the draft wrote it; a word statement ("no downtime") may open a sentence there
+    ("No downtime is expected")."""
+    if fact in text:
+        return True
+    return fact[:1].islower() and not any(c.isdigit() for c in fact) and fact[0].upper() + fact[1:] in text
+
+
 def fact_sentence(text: str, fact: str) -> str | None:
     """The first sentence of ``text`` that holds ``fact``."""
     return next((s for s in sentences(text) if fact in s), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coach.rewrite_lines import Line, NumberStripper, assemble, judge_line, parse_numbered, split_lines
-from coach.verify import content_stems
+from coach.verify import content_stems, has_fact
 
 
 def test_numbered_answers_are_read_by_number_whatever_the_model_adds() -> None:
@@ -176,10 +176,13 @@ def test_a_long_sentence_is_asked_for_in_two_halves_that_pass_together_or_give_w
     assert kept == [lines[0].whole]
 
 
-def test_a_word_fact_must_stay_exactly_as_the_fact_lock_checks_it() -> None:
+def test_a_word_fact_must_stay_as_the_fact_lock_checks_it_opening_a_sentence_or_not() -> None:
     source = split_lines("We expect no downtime for users.", ["no downtime"])[0]
-    assert 'left out "no downtime"' in judge_line(source, "No downtime is expected for users.", set()).problems
+    assert judge_line(source, "No downtime is expected for users.", set()).ok  # as the fact lock counts it
     assert judge_line(source, "Users should see no downtime.", set()).ok
+    assert 'left out "no downtime"' in judge_line(source, "Users should see no outage.", set()).problems
+    assert has_fact("No downtime is expected.", "no downtime") and not has_fact("NO DOWNTIME.", "no downtime")
+    assert not has_fact("Version 4.18 shipped.", "4.17")
 
 
 def test_a_direction_or_cause_the_sentence_gives_in_other_words_is_not_a_claim() -> None:

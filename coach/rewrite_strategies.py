@@ -37,8 +37,9 @@ from coach.verify import TOKEN_RE, Placeholders, content_stems, copy_ratio, toke
 
 SMALL_ATTEMPTS = 3
 FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
-SMALL_TIME_BUDGET_S = 20.0  # later rounds are sized to end by then; sentences still failing stay as the draft said them
-REVISION_SHARE = 0.6  # ... or, for a long draft, by the first round's time and this share of it again,
+SMALL_TIME_BUDGET_S = 19.0  # later rounds are sized to end by then (checks and scores take the rest of 20 s);
+# sentences still failing stay as the draft said them
+REVISION_SHARE = 0.35  # ... or, for a long draft, by the first round's time and this share of it again,
 MAX_REVISION_S = 10.0  # ... but no more than this again
 SLID_COVERAGE = 0.5  # an answer that slid to a neighbouring sentence must hold this share of its content words
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started

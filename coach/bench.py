@@ -553,10 +553,12 @@ def target_checks(report: BenchReport) -> list[TargetCheck]:
         TargetCheck(name="medium first token (warm)", value=_round(ttft), limit=3.0, unit="s"),
         TargetCheck(name="medium first token (new draft, prefix cached)", value=_round(new_ttft), limit=3.0, unit="s"),
         TargetCheck(name="medium rewrite + checks + scores (warm)", value=_round(total), limit=20.0, unit="s"),
+        TargetCheck(name="medium rewrite + checks + scores (new draft, prefix cached)",
+                    value=_round(new.total_ms / 1000 if new else None), limit=20.0, unit="s"),
         TargetCheck(name="overhead ratio (medium, warm)", value=warm.overhead_ratio if warm else None,
                     limit=1.10, unit="x"),
-        TargetCheck(name="prompt tokens sent / naive baseline", value=report.prompt_ratio, limit=0.5, unit="x"),
-        # What the model must process for a new draft: the fixed prefix is already in the server's cache.
+        # What the model must process for a new draft: the fixed prefix is already in the server's cache. (The
+        # tokens *sent*, prefix counted in every request, are printed above the table as well.)
         TargetCheck(name="prompt tokens per new draft (prefix cached) / naive", value=report.per_draft_prompt_ratio,
                     limit=0.5, unit="x"),
         TargetCheck(name="retrieval p50", value=report.retrieval_p50_ms, limit=10.0, unit="ms"),

@@ -53,6 +53,7 @@ class Line:
     statements: list[str] = field(default_factory=list)  # facts kept as words ("no downtime")
     whole: str = ""  # one half of a long sentence: the whole sentence (plain words), kept if a half fails
     second: bool = False  # ... the second half
+    stands_alone: bool = True  # a second half that reads as a sentence of its own ("But later ..."), not "Which ..."
 
 
 @dataclass
@@ -82,6 +83,10 @@ _CLAUSE_BREAK = re.compile(r"(?:;|:|,(?=\s+(?:which|but|affecting|resulting|whil
                            r"including|leading|causing|so that|as well as)\b))\s+")
 
 
+_DEPENDENT = re.compile(r"(?:which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as)\b",
+                        re.IGNORECASE)
+
+
 def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
     """The draft's sentences in order, each remembering its paragraph, its tokens and its word facts; a long
     sentence becomes two halves, each asked for on its own."""
@@ -97,7 +102,8 @@ def split_lines(token_text: str, statements: list[str] | None = None) -> list[Li
                 if position:  # shown to the model as a sentence of its own
                     plain = plain[:1].upper() + plain[1:]
                 lines.append(Line(original=half, plain=plain, paragraph=number, tokens=tokens, statements=said,
-                                  whole=whole, second=position == 1))
+                                  whole=whole, second=position == 1,
+                                  stands_alone=not (position and _DEPENDENT.match(half))))
     return lines
 
 
@@ -381,7 +387,9 @@ def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: boo
 
 def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[str], list[str]]:
     """What each line becomes, and the sentences kept as the draft wrote them: a passing answer, or the line's
-    plain words; the two halves of a long sentence pass together or give way to the whole sentence."""
+    plain words. Of the two halves of a long sentence, a failed one is kept in plain words only where it still
+    reads as a sentence (the first half always does; a second half only if it does not start "which ..."); else
+    the whole sentence is kept."""
     ok = [bool(answer and answer.ok) for answer in answers]
     seen: set[str] = set()
     for i, answer in enumerate(answers):  # one answer never stands for two sentences
@@ -392,7 +400,8 @@ def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[st
     kept: list[str] = []
     for i, (line, answer) in enumerate(zip(lines, answers, strict=True)):
         partner = i + 1 if line.whole and not line.second else i - 1 if line.second else i
-        if line.whole and not (ok[i] and ok[partner]):
+        second_index = partner if line.whole and not line.second else i
+        if line.whole and (not (ok[i] or ok[partner]) or not (ok[second_index] or lines[second_index].stands_alone)):
             chosen.append("" if line.second else line.whole)
             if not line.second:
                 kept.append(line.whole)

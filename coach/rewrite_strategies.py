@@ -39,7 +39,8 @@ SMALL_ATTEMPTS = 3
 FIRST_BATCH_TOKENS = 50  # the first request's sentences: short, so the first words stream soon
 SMALL_TIME_BUDGET_S = 19.0  # later rounds are sized to end by then (checks and scores take the rest of 20 s);
 # sentences still failing stay as the draft said them
-REVISION_SHARE = 0.35  # ... or, for a long draft, by the first round's time and this share of it again,
+LONG_DRAFT_WORDS = 200  # a draft longer than this (a 150-word status report must take 20 s at most) may take
+REVISION_SHARE = 0.35  # ... the first round's time and this share of it again,
 MAX_REVISION_S = 10.0  # ... but no more than this again
 SLID_COVERAGE = 0.5  # an answer that slid to a neighbouring sentence must hold this share of its content words
 MIN_ROUND_TOKENS = 24  # a later round that could write less than this in the time left is not started
@@ -128,7 +129,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     started, deadline = time.perf_counter(), SMALL_TIME_BUDGET_S
     for attempt in range(SMALL_ATTEMPTS):
         cap = None
-        if attempt == 1:
+        if attempt == 1 and len(placeholders.text.split()) > LONG_DRAFT_WORDS:
             first = time.perf_counter() - started
             deadline = max(SMALL_TIME_BUDGET_S, first + min(REVISION_SHARE * first, MAX_REVISION_S))
         if attempt:

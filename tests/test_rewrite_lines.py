@@ -172,8 +172,26 @@ def test_a_long_sentence_is_asked_for_in_two_halves_that_pass_together_or_give_w
     assert kept == []
     failed = [good[0], LineAnswer(text="It cost us sales.", claims=["cost"]), good[2]]
     chosen, kept = settle(lines, failed)
-    assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."  # never half a sentence alone
+    assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."  # never "Which ..." alone
     assert kept == [lines[0].whole]
+    # A failed first half is a sentence of its own: it stays in plain words beside the rewritten second half.
+    chosen, kept = settle(lines, [LineAnswer(text="x", problems=["empty"]), good[1], good[2]])
+    assert assemble(lines, chosen) == (lines[0].plain + " Other shops then had to wait for them. It ended at "
+                                       "[TIME1].")
+    assert kept == [lines[0].plain]
+
+
+def test_a_second_half_that_reads_as_a_sentence_may_stay_beside_a_rewritten_first_half() -> None:
+    from coach.rewrite_lines import LineAnswer, settle
+
+    lines = split_lines("The order service slowed down for most customers in the morning after the change; the "
+                        "support team answered many calls from angry customers about it.")
+    assert [line.second for line in lines] == [False, True] and lines[1].stands_alone
+    chosen, kept = settle(lines, [LineAnswer(text="Orders were slow for most customers that morning."),
+                                  LineAnswer(text="x", problems=["empty"])])
+    assert assemble(lines, chosen) == ("Orders were slow for most customers that morning. The support team answered "
+                                       "many calls from angry customers about it.")
+    assert kept == [lines[1].plain]
 
 
 def test_a_word_fact_must_stay_as_the_fact_lock_checks_it_opening_a_sentence_or_not() -> None:

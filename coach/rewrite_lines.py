@@ -350,7 +350,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
-    result.claims = [w for _, words in unsupported_claims(reference, text) for w in words]
+    # A half of a long sentence may say what the whole sentence says: "This was due to X, which in turn created
+    # Y" licenses "This led to Y" for its second half.
+    result.claims = [w for _, words in unsupported_claims(reference + "\n" + line.whole, text) for w in words]
     result.claims += sorted({w for w in re.findall(r"[a-z]+", text.lower()) if w in _JUDGEMENTS} - source_words)
     if source_words & _PRAISE:
         result.claims = [c for c in result.claims if c not in _PRAISE]

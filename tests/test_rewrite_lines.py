@@ -241,3 +241,10 @@ def test_a_left_out_phrase_of_time_that_closes_or_opens_the_sentence_is_put_back
     middle = judge_line(line("The pool ran out after the [TIME2] deploy of release [NUMBER1]."),
                         "The pool ran out after release [NUMBER1].", {"[TIME2]", "[NUMBER1]"})
     assert "left out [TIME2]" in middle.problems
+
+
+def test_a_half_may_say_the_cause_its_whole_sentence_gives() -> None:
+    lines = split_lines("This was due to overload on the order requests blocking resources on most interface and "
+                        "data store servers, which in turn created competition for resources on most other shops.")
+    judged = judge_line(lines[1], "This led to competition for resources on other shops.", set())
+    assert lines[1].second and judged.claims == [], judged.claims

@@ -175,8 +175,11 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
     statements.)"""
     texts = [lines[i].plain for i in batch]
     budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts), cap or 900)
+    # The model sometimes goes on past the last sentence (splitting a list, or adding a line of its own); answers
+    # numbered beyond the batch are never used, so it is stopped there.
+    after = len(texts) + 1
     options = GenerationOptions(max_tokens=budget, temperature=0.3 if attempt == 0 else 0.6, top_p=0.9,
-                                seed=1000 + attempt, local_extra=SMALL_SAMPLING)
+                                seed=1000 + attempt, local_extra=SMALL_SAMPLING, stop=[f"\n{after}.", f"\n{after})"])
     restorer = StreamRestorer(on_token, placeholders)
     stream = NumberStripper(restorer)
     generation = generate(handle, line_messages(persona, kind_word, texts, retry=attempt > 0), options,

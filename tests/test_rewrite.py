@@ -110,6 +110,8 @@ def test_a_sentence_that_drops_a_figure_is_asked_for_again_alone() -> None:
     assert "last version" in str(fake.calls[1][0][-1].content)
     assert "last version" not in str(fake.calls[0][0][-1].content)
     assert fake.calls[1][0][:-1] == fake.calls[0][0][:-1]
+    # Answers numbered past the last sentence asked for are never used: the model is stopped there.
+    assert fake.calls[1][1].get("stop") == ["\n2.", "\n2)"]
     assert "About 35% of checkout requests ended in HTTP 503 errors." in result.rewrite
     assert "Many checkout" not in result.rewrite and result.facts.missing == []
 

@@ -166,7 +166,8 @@ def _after_token_words(text: str) -> list[tuple[str, str]]:
 # ("still partially served" is not "still served"; "might be disrupted" is not "will be disrupted").
 _LIMITS = {"not": "not", "no": "no", "never": "never", "without": "without", "only": "only", "partially": "partly",
            "partly": "partly", "except": "except", "unless": "unless", "might": "may", "may": "may",
-           "none": "none", "nothing": "nothing", "cannot": "not"}
+           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all"}
+_ONLY_ADDED = frozenset(["all"])  # "[PERCENT1] of all uploads" may lose "all"; "most wikis" may not become "all"
 # Judgements a sentence must not gain: "a brief outage", "a minor change", "a seamless move".
 _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", "temporary", "huge", "massive",
                          "critical", "severe", "serious", "impressive", "excellent", "great", "good", "bad",
@@ -178,7 +179,8 @@ _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", 
 
 
 def _limits(text: str) -> set[str]:
-    words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower().replace("\u2019", "'"))
+    idioms = re.sub(r"\b(?:all in all|in all|at all|after all)\b", " ", text.lower())  # "handled in all": in total
+    words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", idioms.replace("\u2019", "'"))
     return {"not" if w.endswith("n't") else _LIMITS[w] for w in words if w.endswith("n't") or w in _LIMITS}
 
 
@@ -348,7 +350,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
     result.problems += _role_changes(line.original, text)
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
-    result.problems += [f'dropped "{w}"' for w in sorted(before - after)]
+    result.problems += [f'dropped "{w}"' for w in sorted(before - after - _ONLY_ADDED)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
     # A half of a long sentence may say what the whole sentence says: "This was due to X, which in turn created
     # Y" licenses "This led to Y" for its second half.

@@ -248,3 +248,9 @@ def test_a_half_may_say_the_cause_its_whole_sentence_gives() -> None:
                         "data store servers, which in turn created competition for resources on most other shops.")
     judged = judge_line(lines[1], "This led to competition for resources on other shops.", set())
     assert lines[1].second and judged.claims == [], judged.claims
+
+
+def test_most_becoming_all_changes_what_the_sentence_says() -> None:
+    source = line("Affecting at first the main wiki, but later most other wikis.")
+    judged = judge_line(source, "This issue affected all wikis, starting with the main wiki.", set())
+    assert 'dropped "most"' in judged.problems and 'added "all"' in judged.problems and not judged.ok

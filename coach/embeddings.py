@@ -110,13 +110,22 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
         texts = list(input)
         if not texts:
             return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
-        with _session_lock:
-            runtime = _runtime(self.threads)
-            parts = [runtime.embed([texts[i] for i in order[j : j + BATCH_SIZE]])
-                     for j in range(0, len(order), BATCH_SIZE)]
         vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        vectors[order] = np.concatenate(parts)
+        shipped = shipped_vectors()
+        todo = []
+        for i, text in enumerate(texts):
+            known = shipped.get(vector_key(text))
+            if known is None:
+                todo.append(i)
+            else:
+                vectors[i] = known
+        if todo:
+            order = sorted(todo, key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
+            with _session_lock:
+                runtime = _runtime(self.threads)
+                parts = [runtime.embed([texts[i] for i in order[j : j + BATCH_SIZE]])
+                         for j in range(0, len(order), BATCH_SIZE)]
+            vectors[order] = np.concatenate(parts)
         return list(vectors)
 
     @staticmethod
@@ -176,6 +185,39 @@ class HashEmbedding(EmbeddingFunction[Documents]):
 
     def get_config(self) -> dict[str, Any]:
         return {"dimensions": self.dimensions}
+
+
+# The shipped corpus's vectors, computed by this model once (``coach.index.write_shipped_vectors``): indexing
+# the essays on a new machine then needs no model run. A text not found here (a changed essay, an
+# organisation document, a query) is embedded as usual; a test fails when the file no longer covers the corpus.
+SHIPPED_VECTORS = Path(__file__).with_name("corpus_vectors.npz")
+
+
+def vector_key(text: str) -> str:
+    """The key of a text's vector in the shipped file (model name and text, hashed)."""
+    return hashlib.sha256(f"{MiniLMEmbedding.name()}\x1f{text}".encode()).hexdigest()[:32]
+
+
+@lru_cache(maxsize=1)
+def shipped_vectors() -> dict[str, np.ndarray]:
+    """key -> vector from the shipped file; empty when it is missing or unreadable."""
+    try:
+        with np.load(SHIPPED_VECTORS) as data:
+            return {key: data[key].astype(np.float32) for key in data.files
+                    if data[key].shape == (DIMENSIONS,)}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_vectors(path: Path, texts: list[str]) -> None:
+    """Compute and save the vectors of ``texts`` (no shipped vector reused), keyed as ``shipped_vectors`` reads."""
+    unique = list(dict.fromkeys(texts))
+    runtime = _runtime(2)
+    vectors = np.concatenate([runtime.embed(unique[j : j + BATCH_SIZE]) for j in range(0, len(unique), BATCH_SIZE)])
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **{vector_key(text): vector for text, vector in zip(unique, vectors, strict=True)})
+    tmp.replace(path)
+    shipped_vectors.cache_clear()
 
 
 def embedding_kind() -> str:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 
 from coach.config import Settings
 from coach.corpus import Chunk, Document, Principle, chunk_document, load_documents, load_principles, normalise_space
-from coach.embeddings import default_embedding, embedding_kind
+from coach.embeddings import SHIPPED_VECTORS, default_embedding, embedding_kind, write_vectors
 from coach.errors import ConfigError, IndexBusy
 
 Progress = Callable[[int, int], None]
@@ -119,6 +120,19 @@ def _plan(documents: list[Document], principles: list[Principle]) -> dict[str, l
             record.metadata["doc_fingerprint"] = fingerprint
         planned[document.id] = records
     return planned
+
+
+def planned_texts(settings: Settings) -> list[str]:
+    """Every text the index embeds for this corpus (chunks and principle keys), in order."""
+    documents = load_documents(settings)
+    planned = _plan(documents, load_principles(settings, documents))
+    return [record.text for records in planned.values() for record in records]
+
+
+def write_shipped_vectors(settings: Settings, path: Path = SHIPPED_VECTORS) -> Path:
+    """Recompute the vectors shipped for the corpus (run after changing ``corpus/``; a test says when)."""
+    write_vectors(path, planned_texts(settings))
+    return path
 
 
 def _client(settings: Settings) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -79,12 +79,10 @@ class LineAnswer:
 
 LONG_SENTENCE_WORDS = 24  # a sentence this long is asked for in two halves, split at a clause break
 MIN_HALF_WORDS = 6
-_CLAUSE_BREAK = re.compile(r"(?:;|:|,(?=\s+(?:which|but|affecting|resulting|while|although|albeit|because|"
-                           r"including|leading|causing|so that|as well as)\b))\s+")
-
-
-_DEPENDENT = re.compile(r"(?:which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as)\b",
-                        re.IGNORECASE)
+# Words opening a clause that leans on the one before it: a second half starting so is not a sentence alone.
+_DEPENDENT_WORDS = r"which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as"
+_CLAUSE_BREAK = re.compile(rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|while|although)\b))\s+")
+_DEPENDENT = re.compile(rf"(?:{_DEPENDENT_WORDS})\b", re.IGNORECASE)
 
 
 def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
@@ -258,10 +256,14 @@ def _states(text: str) -> list[str]:
     return [state for state in _STATES if re.search(rf"\b{re.escape(state)}", lower)]
 
 
+def _says_any(text: str, stems: Iterable[str]) -> bool:
+    """A word of ``text`` starts with one of ``stems`` (case ignored)."""
+    return any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in stems)
+
+
 def _has_word(text: str, word: str) -> bool:
     """``word``, a form of it (same first four letters) or a verb that says the same is in ``text``."""
-    stems = [word[:4] if len(word) > 4 else word, *_SAME_AS.get(word, ())]
-    return any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in stems)
+    return _says_any(text, [word[:4] if len(word) > 4 else word, *_SAME_AS.get(word, ())])
 
 
 _WHEN_WORDS = r"(?:on|in|at|since|from|by|until|before|after|during|for)"
@@ -336,7 +338,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # In the words the model was shown: "[NUMBER1] that run benchmarks" was "... run performance tests".
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain) if not _has_word(text, w)]
     result.problems += [f'dropped "{w}"' for w in _states(line.original + " " + line.plain)
-                        if not any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in _STATES[w])]
+                        if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain
     own_stems = content_stems(reference)
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}

@@ -214,15 +214,16 @@ def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | N
     speed = _speed(generations)
     if speed is None:
         return todo, None
+
     def passed(index: int) -> bool:
         answer = best[index]
         return answer is not None and answer.ok
 
-    order = sorted(todo, key=lambda i: (passed(i), -count_tokens(lines[i].plain)))
+    sizes = {index: count_tokens(lines[index].plain) for index in todo}
     chosen: list[int] = []
     prompt, written = 50, 0
-    for index in order:
-        size = count_tokens(lines[index].plain)
+    for index in sorted(todo, key=lambda i: (passed(i), -sizes[i])):
+        size = sizes[index]
         more_prompt, more_written = prompt + size, written + size + 4  # an answer about as long, and its number
         if more_prompt / (3 * speed) + more_written / speed <= seconds_left:
             chosen.append(index)

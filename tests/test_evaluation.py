@@ -45,3 +45,28 @@ def test_eval_command_prints_a_table_and_json(tmp_path: Path, capsys: pytest.Cap
     report = json.loads(capsys.readouterr().out)
     assert report["summary"]["drafts"] == 1 and report["rows"][0]["id"] == "c1"
     assert (tmp_path / "r.md").read_text().startswith("| id |")
+
+
+def test_eval_warms_the_model_once_before_the_first_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Like the app at start: the first draft must not carry the model's start-up in its time and budget."""
+    import coach.cli.eval_cmd as eval_cmd
+    import coach.evaluation as evaluation
+
+    monkeypatch.setenv("COACH_BACKEND", "fake")
+    events: list[str] = []
+    handles: list[object] = []
+    monkeypatch.setattr(eval_cmd, "warm_up", lambda handle: (events.append("warm"), handles.append(handle)))
+    real = evaluation.rewrite_draft
+
+    def rewrite(settings, request, handle=None, **kw):  # type: ignore[no-untyped-def]
+        events.append("rewrite")
+        handles.append(handle)
+        return real(settings, request, handle=handle, **kw)
+
+    monkeypatch.setattr(evaluation, "rewrite_draft", rewrite)
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(json.dumps({"id": f"c{n}", "kind": "incident", "text": DRAFT}) + "\n" for n in (1, 2)))
+    assert main(["eval", str(path), "--json"]) == 0
+    assert events == ["warm", "rewrite", "rewrite"]
+    assert handles[0] is not None and all(h is handles[0] for h in handles)

@@ -10,6 +10,8 @@ from typing import Any
 
 from coach.config import load_settings
 from coach.evaluation import EvalRow, load_cases, markdown_report, run_eval, summary
+from coach.models import open_chat_model
+from coach.rewrite_strategies import warm_up
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     cases = load_cases(args.file)
     if args.audience:
         cases = [case.model_copy(update={"audience": args.audience}) for case in cases]
-    rows = run_eval(settings, cases, on_row=_progress)
+    handle = open_chat_model(settings)
+    # As the app does when it starts: the fixed prompt prefix is read once, so the first draft is timed and
+    # budgeted like every other one rather than with the model's start-up inside it.
+    print("coach eval: starting the model", file=sys.stderr, flush=True)
+    warm_up(handle)
+    rows = run_eval(settings, cases, handle=handle, on_row=_progress)
     if args.out:
         args.out.write_text(markdown_report(rows), encoding="utf-8")
     if args.json:

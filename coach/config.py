@@ -8,6 +8,7 @@ repr, a log or a saved session.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,12 @@ ENV_NAMES: dict[str, str] = {
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its ``user:password@`` part: safe to print, log or report."""
+    return _USERINFO.sub(r"\1", url)
 
 
 def default_data_dir() -> Path:

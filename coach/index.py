@@ -16,26 +16,51 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
 import filelock
+import httpx
 from chromadb.config import Settings as ChromaSettings
 from pydantic import BaseModel
 
-from coach.config import Settings
+from coach.config import Settings, redact_url
 from coach.corpus import Chunk, Document, Principle, chunk_document, load_documents, load_principles, normalise_space
 from coach.embeddings import SHIPPED_VECTORS, default_embedding, embedding_kind, write_vectors
-from coach.errors import ConfigError, IndexBusy
+from coach.errors import CoachError, ConfigError, IndexBusy
 
 Progress = Callable[[int, int], None]
 COLLECTION_PREFIX = "coach-corpus"
 ADD_BATCH = 32
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 _client_lock = threading.Lock()
+
+
+class IndexUnavailable(CoachError):
+    """The Chroma server named by ``COACH_CHROMA_URL`` cannot be reached."""
+
+
+def _unreachable(settings: Settings) -> IndexUnavailable:
+    return IndexUnavailable(f"Cannot reach the Chroma server at {redact_url(settings.chroma_url or '')}.",
+                            hint="Start it (chroma run) or fix COACH_CHROMA_URL.")
+
+
+@contextlib.contextmanager
+def _reaching(settings: Settings) -> Iterator[None]:
+    """Turn a lost connection to the Chroma server into one ``IndexUnavailable`` line (no traceback)."""
+    try:
+        yield
+    except httpx.TransportError:  # refused, reset, timed out, unknown host
+        if not settings.chroma_url:
+            raise
+        raise _unreachable(settings) from None
+    except ValueError as exc:  # chromadb.HttpClient's own "Could not connect to a Chroma server" check
+        if not settings.chroma_url or "connect" not in str(exc).lower():
+            raise
+        raise _unreachable(settings) from None
 
 
 class Passage(BaseModel):
@@ -168,7 +193,7 @@ class CorpusIndex:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             opening = filelock.FileLock(str(settings.data_dir / "chroma-open.lock"), timeout=lock_timeout_s)
         try:
-            with opening:
+            with opening, _reaching(settings):
                 self._client = _client(settings)
                 self.collection = self._client.get_or_create_collection(
                     name=f"{COLLECTION_PREFIX}-{embedding_kind()}",
@@ -186,7 +211,7 @@ class CorpusIndex:
         lock = filelock.FileLock(str(self.settings.data_dir / "index.lock"), timeout=self.lock_timeout_s)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with lock:
+            with lock, _reaching(self.settings):
                 added, removed = self._apply(planned, progress)
         except filelock.Timeout:
             raise IndexBusy(f"Another process has been indexing the corpus for over {self.lock_timeout_s:.0f} s.",
@@ -231,8 +256,9 @@ class CorpusIndex:
         where: Any = None
         if doc_ids:
             where = {"doc_id": doc_ids[0]} if len(doc_ids) == 1 else {"doc_id": {"$in": list(doc_ids)}}
-        result = self.collection.query(query_texts=[text], n_results=4 * k + 12, where=where,
-                                       include=["metadatas", "distances"])
+        with _reaching(self.settings):
+            result = self.collection.query(query_texts=[text], n_results=4 * k + 12, where=where,
+                                           include=["metadatas", "distances"])
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for meta, dist in zip(result["metadatas"][0], result["distances"][0], strict=True):
             chunk_id = str(meta["chunk_id"])
@@ -250,13 +276,15 @@ class CorpusIndex:
         """The texts of these chunks: from memory, or in one read of the collection for those not seen yet."""
         missing = [chunk_id for chunk_id in chunk_ids if chunk_id not in self._texts]
         if missing:
-            got = self.collection.get(ids=missing, include=["documents"])
+            with _reaching(self.settings):
+                got = self.collection.get(ids=missing, include=["documents"])
             self._texts.update(zip(got["ids"], (str(d) for d in got["documents"] or []), strict=True))
         return {chunk_id: self._texts[chunk_id] for chunk_id in chunk_ids if chunk_id in self._texts}
 
     def stats(self) -> dict[str, int]:
         """How many documents and chunks the collection holds (retrieval keys not counted)."""
-        got = self.collection.get(where={"kind": "chunk"}, include=["metadatas"])
+        with _reaching(self.settings):
+            got = self.collection.get(where={"kind": "chunk"}, include=["metadatas"])
         doc_ids = {str(meta.get("doc_id")) for meta in got["metadatas"] or []}
         return {"documents": len(doc_ids), "chunks": len(got["ids"])}
 

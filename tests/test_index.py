@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from coach.cli import main
@@ -19,7 +21,7 @@ from coach.config import PROJECT_ROOT, Settings, load_settings
 from coach.corpus import add_user_document, load_principles, remove_user_document
 from coach.embeddings import HashEmbedding, MiniLMEmbedding, default_embedding
 from coach.errors import ConfigError, CorpusError, IndexBusy
-from coach.index import CorpusIndex, open_index
+from coach.index import CorpusIndex, IndexUnavailable, open_index
 
 CORPUS = PROJECT_ROOT / "corpus"
 ESSAY_CHUNKS = {"$and": [{"doc_id": "it-leadership-skills"}, {"kind": "chunk"}]}
@@ -191,6 +193,57 @@ def test_open_index_is_cached_per_settings(settings: Settings) -> None:
 def test_bad_chroma_url_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="COACH_CHROMA_URL"):
         CorpusIndex(load_settings(chroma_url="localhost:8000"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+UNREACHABLE = "coach: Cannot reach the Chroma server at http://127.0.0.1:{port}. " \
+              "Start it (chroma run) or fix COACH_CHROMA_URL.\n"
+
+
+@pytest.mark.parametrize("command", [["index"], ["index", "--json"], ["chat", "-m", "How do I report uptime?"]])
+def test_cli_names_an_unreachable_chroma_server_in_one_line(command: list[str], capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("COACH_CHROMA_URL", f"http://coach:s3cret@127.0.0.1:{port}")
+    monkeypatch.setenv("COACH_BACKEND", "fake")
+    assert main(command) == 1
+    out, err = capsys.readouterr()
+    assert err == UNREACHABLE.format(port=port) and out == ""  # one line, no traceback, no password
+
+
+def test_a_chroma_server_lost_after_opening_is_one_line_on_query_and_build(settings: Settings) -> None:
+    port = _closed_port()
+    index = CorpusIndex(settings)
+    index.build()
+    index.settings = load_settings(corpus_dir=settings.corpus_dir, chroma_url=f"http://127.0.0.1:{port}")
+
+    def lost(*args: object, **kwargs: object) -> None:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    for method in ("query", "get", "add", "delete"):
+        setattr(index.collection, method, lost)
+    for call in (lambda: index.query("uptime"), index.stats, index.build):
+        with pytest.raises(IndexUnavailable, match=rf"^Cannot reach the Chroma server at http://127.0.0.1:{port}\."):
+            call()
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_only_with_debug(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(settings: Settings) -> None:
+        raise RuntimeError("boom sk-SENTINEL-0123\nsecond line")
+
+    monkeypatch.setattr("coach.cli.index_cmd.open_index", broken)
+    assert main(["index"]) == 1
+    err = capsys.readouterr().err
+    assert err == "coach: unexpected error (RuntimeError). Run again with --debug for the details and report it.\n"
+    assert main(["--debug", "index"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("report it.\n")
 
 
 def test_cli_index_json_twice(capsys: pytest.CaptureFixture[str]) -> None:

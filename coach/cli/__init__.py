@@ -1,7 +1,8 @@
 """The `coach` command: a thin shell over the services.
 
 Each sub-command lives in its own module with ``register(subparsers)``; this module only wires them and
-turns ``CoachError`` into a one-line message and an exit code (no tracebacks for users).
+turns ``CoachError`` into a one-line message and an exit code (no tracebacks for users). Any other exception is
+a bug: it too becomes one line and exit code 1, with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from coach.errors import CoachError
 
@@ -54,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("coach: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not a user error: one line, the details only on request
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        # Only the exception's type: its message may quote a URL, a key or a draft.
+        print(f"coach: unexpected error ({type(exc).__name__}). Run again with --debug for the details "
+              "and report it.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

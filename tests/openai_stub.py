@@ -1,7 +1,7 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1 that misbehaves on cue, for fault tests.
 
 Each request to ``/v1/chat/completions`` consumes the next scripted behaviour (``ok``, ``status``, ``stall``,
-``cut``); with an empty script it answers ``ok()``. Every request is recorded (path, headers, JSON body) so
+``cut``, ``trickle``); with an empty script it answers ``ok()``. Every request is recorded (path, headers, JSON body) so
 tests can check what was sent, e.g. that no OpenAI key reached a custom ``base_url``.
 """
 
@@ -42,6 +42,11 @@ def status(code: int, body: dict[str, Any] | None = None, headers: dict[str, str
 def stall(seconds: float, text: str = "Too late.") -> Behaviour:
     """Say nothing for ``seconds``, then answer."""
     return Behaviour("stall", text=text, seconds=seconds)
+
+
+def trickle(seconds_per_token: float, text: str = " ".join(["word"] * 200)) -> Behaviour:
+    """Stream an answer slowly, one word every ``seconds_per_token`` (each read is quick, the whole is not)."""
+    return Behaviour("trickle", text=text, seconds=seconds_per_token)
 
 
 def cut(text: str = "This answer is cut in the mid") -> Behaviour:
@@ -165,6 +170,8 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             words = behaviour.text.split(" ")
             self._event(_chunk({"role": "assistant", "content": ""}))
             for index, word in enumerate(words):
+                if behaviour.kind == "trickle" and stub.stopping.wait(behaviour.seconds):
+                    return
                 self._event(_chunk({"content": word if index == 0 else " " + word}))
             if behaviour.kind == "cut":
                 self.wfile.write(b"ff\r\ndata: {\"trunc")  # half a chunk, then the connection drops

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
-from openai_stub import OpenAIStub, cut, ok, stall, status
+from openai_stub import OpenAIStub, cut, ok, stall, status, trickle
 from pydantic import SecretStr, ValidationError
 
 from coach import models
@@ -315,6 +315,35 @@ def test_timeout_arrives_within_the_budget_and_is_not_retried(openai_stub: OpenA
         generate(stub_handle(openai_stub, timeout=0.5), MESSAGES, GenerationOptions())
     assert time.perf_counter() - started < 2.0
     assert caught.value.attempts == 1 and len(openai_stub.requests) == 1
+
+
+@pytestmark_stub
+def test_a_trickling_server_times_out_within_the_budget(openai_stub: OpenAIStub) -> None:
+    # Every read is quick (0.1 s), so only a deadline on the whole request can stop 200 words at 0.1 s each.
+    openai_stub.enqueue(trickle(0.1))
+    tokens: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(ModelUnavailable, match=r"did not answer within 1 s") as caught:
+        generate(stub_handle(openai_stub, timeout=1.0), MESSAGES, GenerationOptions(), tokens.append)
+    assert 1.0 <= time.perf_counter() - started < 2.0 and tokens  # the words shown so far, then the error
+    assert caught.value.attempts == 1 and len(openai_stub.requests) == 1  # a timeout is not retried
+
+
+@pytestmark_stub
+def test_the_deadline_covers_the_retries_and_keeps_the_attempt_count(openai_stub: OpenAIStub) -> None:
+    openai_stub.enqueue(status(500), trickle(0.1), ok("never reached"))
+    started = time.perf_counter()
+    with pytest.raises(ModelUnavailable, match="did not answer within") as caught:
+        generate(stub_handle(openai_stub, retries=2, timeout=1.0), MESSAGES, GenerationOptions())
+    assert time.perf_counter() - started < 2.0
+    assert caught.value.attempts == 2 and len(openai_stub.requests) == 2  # 500 retried once, then the timeout
+
+
+@pytestmark_stub
+def test_a_slow_answer_inside_the_budget_is_not_cut(openai_stub: OpenAIStub) -> None:
+    openai_stub.enqueue(trickle(0.05, "Ten words arrive slowly but well within the time budget."))
+    result = generate(stub_handle(openai_stub, timeout=5.0), MESSAGES, GenerationOptions())
+    assert result.text == "Ten words arrive slowly but well within the time budget." and result.total_ms >= 450
 
 
 @pytestmark_stub

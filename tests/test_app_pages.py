@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from test_app_support import errors, markdown_text, open_page, stub_result, use_fakes
+from streamlit.testing.v1 import AppTest
+from test_app_support import TIMEOUT_S, errors, markdown_text, open_page, stub_result, use_fakes
 
 from coach import testing
-from coach.config import load_settings
+from coach.config import Settings, load_settings
 from coach.errors import ModelUnavailable
+from coach.identity import SignInRequired
 from coach.session_models import Session
 from coach.sessions import SessionStore
 
@@ -28,6 +32,50 @@ def save_rewrite(title_draft: str = "Uptime was 99.9% in Q3.") -> Session:
     result = stub_result(title_draft).model_dump(mode="json")
     return SessionStore(load_settings()).save(Session(type="rewrite", audience="cfo", kind="status",
                                                       draft=title_draft, result=result))
+
+
+# ---- sign-in ---------------------------------------------------------------------------------------
+
+PAGES = ["rewrite_page", "chat_page", "sessions_page", "library_page", "settings_page"]
+SIGN_IN = "Sign in to use the coach."
+
+
+def nobody_signed_in(settings: Settings) -> str | None:
+    raise SignInRequired(SIGN_IN, hint="Use the Sign in button.")
+
+
+def page_content(at: AppTest) -> list[object]:
+    """Everything a page shows of its own: titles, text, inputs, tabs, tables, chat."""
+    return [*at.title, *at.markdown, *at.text_area, *at.text_input, *at.chat_input, *at.tabs, *at.dataframe,
+            *at.file_uploader, *at.button, *at.radio, *at.selectbox, *at.expander, *at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_stops_at_the_sign_in_prompt(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    save_rewrite("Secret plan: close the Lyon office.")
+    monkeypatch.setattr("coach.ui.context.current_user", nobody_signed_in)
+    at = open_page(page).run()
+    assert not at.exception
+    assert [str(w.value) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
+    assert page_content(at) == []
+
+
+def test_the_app_shell_stops_at_the_sign_in_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("coach.ui.context.current_user", nobody_signed_in)
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app.py"), default_timeout=TIMEOUT_S).run()
+    assert not at.exception
+    assert [str(w.value) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
+    assert page_content(at) == []
+
+
+def test_a_signed_in_chat_turn_is_saved_as_that_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("coach.ui.context.current_user", lambda settings: "alice@example.com")
+    at = open_page("chat_page").run()
+    at.chat_input(key="chat_text").set_value("How do I report IT metrics to the CFO?").run()
+    assert not errors(at)
+    saved = SessionStore(load_settings()).list()
+    assert [s.user_id for s in saved] == ["alice@example.com"]
+    assert SessionStore(load_settings(), user_id="bob@example.com").list() == []
 
 
 # ---- chat -------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Pages call services through ``attempt`` (error shown, ``None`` returned, the pag
 wrapped by ``guarded`` (anything unexpected becomes one generic line, with the traceback in the server log
 only). Streamlit's own control flow (``st.stop``, ``st.rerun``) raises ``BaseException`` subclasses, which
 pass through untouched.
+
+``guarded`` is also the sign-in gate: every page is wrapped by it, so with identity configured an anonymous
+visitor gets the sign-in prompt and nothing of the page (no documents, no settings, no chat), rather than each
+page remembering to check before its first service call.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import ParamSpec, TypeVar
 import streamlit as st
 
 from coach.errors import CoachError
+from coach.ui.context import current_settings, signed_in_user
 
 log = logging.getLogger("coach.ui")
 P = ParamSpec("P")
@@ -42,6 +47,7 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(render)
     def page() -> None:
         try:
+            signed_in_user(current_settings())  # stops the page with a sign-in prompt when nobody is signed in
             render()
         except CoachError as error:
             show_error(error)

@@ -10,7 +10,9 @@ Decisions that live here:
   reaches the user within ``settings.request_timeout_s``. Every ``ModelError`` carries ``attempts``.
 - ``timeout_s`` is a deadline for the whole ``generate`` call, retries included, checked on every streamed
   chunk: httpx's timeout only bounds each socket read, so a server trickling tokens would otherwise never
-  time out. The embedded model's longest request (700 tokens at ~26 tokens/s) takes under 40 s of the 120 s.
+  time out. The embedded model gets ``LOCAL_TIMEOUT_S`` unless ``COACH_TIMEOUT`` is set: on two busy cores
+  one chat answer (a 3,200-token prompt read at ~70 tokens/s, then 300 tokens at ~26/s) has taken 146 s,
+  while a whole rewrite takes about 20 s on an idle machine.
 - The OpenAI key goes to api.openai.com only (pinned, so ``OPENAI_BASE_URL`` cannot redirect it). A custom
   ``base_url`` gets a key only if one was configured for it (``settings.compatible_api_key`` when present),
   otherwise a placeholder.
@@ -54,6 +56,7 @@ ALLOW_MODEL_REQUESTS: bool = True
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 PLACEHOLDER_KEY = "not-needed"
+LOCAL_TIMEOUT_S = 300.0
 LOCAL_EXTRA_KEYS = frozenset({
     "top_k", "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
     "dry_sequence_breakers", "cache_prompt", "repeat_penalty", "repeat_last_n",
@@ -187,11 +190,18 @@ def _local_handle(settings: Settings) -> ChatModelHandle:
 
     server = local_server(settings)
     base_url = f"{server.base_url}/v1"
+    settings = settings.model_copy(update={"request_timeout_s": local_timeout_s(settings)})
     # Loopback traffic must not follow a proxy from the environment.
     client = httpx.Client(trust_env=False, timeout=settings.request_timeout_s)
     model = _chat_openai(settings, server.model, base_url, server.api_key.get_secret_value(), http_client=client)
     profile = ModelProfile(backend="local", name=server.model, supports_json_schema=True, small=True)
     return ChatModelHandle(model, profile, base_url, settings.request_timeout_s, settings.max_retries)
+
+
+def local_timeout_s(settings: Settings) -> float:
+    """The embedded model's whole-request deadline: ``COACH_TIMEOUT`` when set, else ``LOCAL_TIMEOUT_S``."""
+    explicit = "request_timeout_s" in settings.model_fields_set
+    return settings.request_timeout_s if explicit else LOCAL_TIMEOUT_S
 
 
 def request_kwargs(profile: ModelProfile, options: GenerationOptions) -> dict[str, Any]:

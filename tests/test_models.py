@@ -346,6 +346,15 @@ def test_a_slow_answer_inside_the_budget_is_not_cut(openai_stub: OpenAIStub) -> 
     assert result.text == "Ten words arrive slowly but well within the time budget." and result.total_ms >= 450
 
 
+def test_the_embedded_model_gets_a_longer_deadline_unless_coach_timeout_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert models.local_timeout_s(load_settings(backend="local")) == models.LOCAL_TIMEOUT_S == 300
+    monkeypatch.setenv("COACH_TIMEOUT", "45")
+    assert models.local_timeout_s(load_settings(backend="local")) == 45
+    assert load_settings(base_url="http://127.0.0.1:9/v1").request_timeout_s == 45  # other backends: as set
+
+
 @pytestmark_stub
 def test_stream_cut_halfway_is_reported_and_not_replayed(openai_stub: OpenAIStub) -> None:
     openai_stub.enqueue(cut("This answer is cut in the mid"), ok("never reached"))

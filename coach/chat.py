@@ -292,11 +292,93 @@ def complete_sentences(generation: Any) -> str:
 # ---- leaks -------------------------------------------------------------------------------------------
 
 
-def leaks_instructions(answer: str, system: str, window: int = 10) -> bool:
+LEAK_WINDOW = 10  # words: a run this long copied from the system message is a leak
+WORD_RE = re.compile(r"[a-z0-9']+", re.IGNORECASE)
+
+
+def word_runs(text: str, window: int) -> set[tuple[str, ...]]:
+    """Every run of ``window`` consecutive words of ``text`` (lower-cased, punctuation ignored)."""
+    words = WORD_RE.findall(text.lower())
+    return {tuple(words[i : i + window]) for i in range(len(words) - window + 1)}
+
+
+def leaks_instructions(answer: str, system: str, window: int = LEAK_WINDOW) -> bool:
     """True when the answer repeats any run of ``window`` consecutive words of the system message."""
-    words = re.findall(r"[a-z0-9']+", system.lower())
-    said = " " + " ".join(re.findall(r"[a-z0-9']+", answer.lower())) + " "
-    return any(" " + " ".join(words[i : i + window]) + " " in said for i in range(len(words) - window + 1))
+    return not word_runs(system, window).isdisjoint(word_runs(answer, window))
+
+
+class StreamGuard:
+    """Wraps ``on_token`` so a leak of the system message or an unknown ``[n]`` never reaches the screen.
+
+    The last ``LEAK_WINDOW`` words are held back: whatever is released has been checked together with
+    the words that follow it, so no part of a copied run of instructions is shown before the leak is seen.
+    Once a leak is seen nothing more is forwarded; the service then replaces the answer.
+    """
+
+    def __init__(self, on_token: TokenCallback, system: str, passage_count: int | None) -> None:
+        self.on_token = on_token
+        self.runs = word_runs(system, LEAK_WINDOW)
+        self.passage_count = passage_count  # None: leave [n] alone (role-play answers cite nothing)
+        self.raw = ""
+        self.released = 0  # characters of ``raw`` already forwarded
+        self.leaked = False
+
+    def __call__(self, piece: str) -> None:
+        if self.leaked:
+            return
+        self.raw += piece
+        if self._leaks(self.raw):
+            self.leaked = True
+            return
+        self._release(self._safe_end())
+
+    def finish(self, withheld: bool) -> None:
+        """Release the held-back tail, unless the answer was withheld."""
+        if not (withheld or self.leaked or self._leaks(self.raw)):
+            self._release(len(self.raw))
+
+    def _leaks(self, text: str) -> bool:
+        for candidate in (text, strip_citations(text)):  # a dropped [n] must not hide a copied run
+            if not self.runs.isdisjoint(word_runs(candidate, LEAK_WINDOW)):
+                return True
+        return False
+
+    def _safe_end(self) -> int:
+        """Where the held-back tail starts: before the last words, an unclosed '[' and trailing spaces."""
+        starts = [m.start() for m in WORD_RE.finditer(self.raw)]
+        end = starts[-LEAK_WINDOW] if len(starts) >= LEAK_WINDOW else 0
+        bracket = self.raw.rfind("[", 0, end)
+        if bracket >= 0 and end - bracket <= 40 and "]" not in self.raw[bracket:end]:  # "[passage 12, 13]"
+            end = bracket
+        while end > self.released and self.raw[end - 1].isspace():
+            end -= 1  # a space goes out with what follows it, so " [7]" can be dropped whole
+        return end
+
+    def _release(self, end: int) -> None:
+        if end <= self.released:
+            return
+        piece = self.raw[self.released : end]
+        self.released = end
+        if self.passage_count is not None:
+            piece = drop_unknown_citations(piece, self.passage_count)
+        if piece:
+            self.on_token(piece)
+
+
+def drop_unknown_citations(text: str, passage_count: int) -> str:
+    """``text`` without citation numbers outside 1..passage_count (with the space before a dropped marker)."""
+
+    def replace(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.findall(r"\d+", match.group(2))]
+        valid = [n for n in numbers if 1 <= n <= passage_count]
+        return match.group(1) + "".join(f"[{n}]" for n in valid) if valid else ""
+
+    return re.sub(r"([ \t]*)" + CITATION_RE.pattern, replace, text, flags=re.IGNORECASE)
+
+
+def guarded_stream(on_token: TokenCallback | None, system: str, passage_count: int | None) -> StreamGuard | None:
+    """A ``StreamGuard`` around ``on_token``, or None when nothing is streamed."""
+    return StreamGuard(on_token, system, passage_count) if on_token else None
 
 
 # ---- the service -------------------------------------------------------------------------------------
@@ -397,7 +479,8 @@ class ChatService:
         messages = assemble(system, conversation.messages, render, self.prompt_budget)
         if not passages and on_token:
             on_token(NOT_COVERED_NOTE)
-        generation = self.generate(messages, on_token, local_extra=SMALL_MODEL_SAMPLING)
+        stream = guarded_stream(on_token, system, len(passages))
+        generation = self.generate(messages, stream, local_extra=SMALL_MODEL_SAMPLING)
         answer, citations, dropped = check_citations(complete_sentences(generation), passages)
         reply = ChatReply(answer=answer, citations=citations, dropped_citations=dropped, grounded=bool(passages),
                           passages=[citation_for(n, p) for n, p in enumerate(passages, 1)])
@@ -405,7 +488,7 @@ class ChatService:
             reply.flags.append(f"removed citations to passages that were not retrieved: {dropped}")
         if not passages:
             reply.answer = NOT_COVERED_NOTE + answer
-        self.guard_instructions(reply, system, INSTRUCTIONS_REFUSAL)
+        self.guard_instructions(reply, system, INSTRUCTIONS_REFUSAL, stream)
         return self.finish(reply, generation, retrieval_ms)
 
     def generate(self, messages: list[BaseMessage], on_token: TokenCallback | None, **options: Any) -> Any:
@@ -420,11 +503,13 @@ class ChatService:
         return generate(self.handle, messages, GenerationOptions(**{**defaults, **options}), on_token=on_token)
 
     @staticmethod
-    def guard_instructions(reply: ChatReply, system: str, replacement: str) -> None:
-        """Replace an answer that repeats the system instructions."""
-        if leaks_instructions(reply.answer, system):
+    def guard_instructions(reply: ChatReply, system: str, replacement: str, stream: StreamGuard | None) -> None:
+        """Replace an answer that repeats the system instructions; then let the stream show its last words."""
+        if leaks_instructions(reply.answer, system) or (stream is not None and stream.leaked):
             reply.answer, reply.citations, reply.answer_replaced = replacement, [], True
             reply.flags.append("the answer repeated the coach's instructions and was withheld")
+        if stream is not None:
+            stream.finish(withheld=reply.answer_replaced)
 
     def finish(self, reply: ChatReply, generation: Any, retrieval_ms: float = 0.0) -> ChatReply:
         """Attach the model name and timings."""

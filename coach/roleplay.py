@@ -23,6 +23,7 @@ from coach.chat import (
     TokenCallback,
     assemble,
     complete_sentences,
+    guarded_stream,
 )
 from coach.errors import InputError, InputTooLarge, ModelOutputError
 from coach.prompts import data_block, load_prompt
@@ -210,11 +211,13 @@ def roleplay_reply(
                                 persona=persona.title)
 
     messages = assemble(system, conversation.messages, render, service.prompt_budget)
-    generation = service.generate(messages, on_token, temperature=0.7, max_tokens=ROLEPLAY_ANSWER_TOKENS,
+    stream = guarded_stream(on_token, system, None)
+    generation = service.generate(messages, stream, temperature=0.7, max_tokens=ROLEPLAY_ANSWER_TOKENS,
                                   local_extra=SMALL_MODEL_SAMPLING)
     answer = strip_role_prefix(complete_sentences(generation))
     reply = ChatReply(answer=answer, grounded=False)
-    service.guard_instructions(reply, system, "Let's not get sidetracked. Tell me what you actually need from me.")
+    service.guard_instructions(reply, system, "Let's not get sidetracked. Tell me what you actually need from me.",
+                               stream)
     reply.debrief_due = conversation.user_turns() + 1 >= DEBRIEF_AFTER_TURNS
     return service.finish(reply, generation)
 

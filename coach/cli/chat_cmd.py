@@ -115,8 +115,8 @@ def print_token(text: str) -> None:
 
 def print_footer(reply: ChatReply) -> None:
     """Citations and corrections under a streamed answer."""
-    if reply.answer_replaced:
-        print("(answer withheld)\n" + reply.answer)
+    if reply.answer_replaced:  # the stream stopped before the withheld part: show only what replaces it
+        print(reply.answer)
     for citation in reply.citations:
         excerpt = " ".join(citation.text.split())
         excerpt = excerpt if len(excerpt) <= 240 else excerpt[:239] + "…"

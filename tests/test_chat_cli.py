@@ -14,6 +14,7 @@ from coach.config import load_settings
 from coach.index import Passage
 from coach.models import ChatModelHandle, ModelProfile
 from coach.prompts import load_prompt
+from coach.sessions import SessionStore
 from coach.testing import FakeChatModel
 
 Capture = pytest.CaptureFixture[str]
@@ -94,8 +95,11 @@ def test_interactive_commands(fake: FakeChatModel, monkeypatch: pytest.MonkeyPat
     assert "Personas:" in out and "the Chief Financial Officer" in out
     assert "What does it cost?" in out
     assert "What to try:" in out and "lead-with-outcome" in out
-    assert "saved: " in out
     assert len(fake.calls) == 2  # the empty line made no model call
+    saved = SessionStore(load_settings()).list()
+    assert len(saved) == 1 and saved[0].type == "roleplay" and saved[0].audience == "cfo"
+    assert f"saved: {saved[0].id}" in out
+    assert [m.content for m in saved[0].messages][:2] == ["We need a new ERP.", "What does it cost?"]
 
 
 def test_a_withheld_answer_shows_only_its_replacement(fake: FakeChatModel, capsys: pytest.Capture) -> None:
@@ -106,3 +110,15 @@ def test_a_withheld_answer_shows_only_its_replacement(fake: FakeChatModel, capsy
     assert INSTRUCTIONS_REFUSAL in out
     assert not word_runs(out, 10) & word_runs(system, 10)
     assert "withheld)" not in out
+
+
+def test_interactive_chat_is_saved_after_every_turn(fake: FakeChatModel, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.Capture) -> None:
+    lines = ["How do I report uptime to the CFO?", "And to the board?"]  # no /save, no /quit
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    fake.enqueue("Show what it achieves [1].", "Lead with risk and money.")
+    assert main(["chat"]) == 0
+    saved = SessionStore(load_settings()).list()
+    assert len(saved) == 1 and saved[0].type == "chat"
+    assert [m.content for m in saved[0].messages] == [lines[0], "Show what it achieves [1].", lines[1],
+                                                      "Lead with risk and money."]

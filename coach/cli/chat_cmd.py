@@ -21,7 +21,7 @@ HELP = """Commands:
   /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
   /chat                         back to coaching chat
   /debrief                      debrief the role-play so far
-  /save                         save this conversation
+  /save                         show this conversation's session id (every turn is saved as you go)
   /quit                         leave
 Anything else is a message to the coach."""
 
@@ -188,8 +188,12 @@ def handle_command(service: ChatService, state: dict[str, Any], line: str) -> st
     elif command == "/debrief":
         print_debrief(service.debrief(conversation))
         state["debriefed"] = True
-    elif command == "/save":
-        save_conversation(service.settings, conversation)
+    elif command == "/save":  # every turn is saved already; a save that failed is tried again here
+        if not conversation.messages:
+            print("Nothing to save yet: every turn is saved as you go.")
+            return None
+        if state.get("unsaved"):
+            keep(service, state)
         print(f"saved: {conversation.session_id}")
     else:
         print(f"Unknown command {command}.\n{HELP}")
@@ -197,14 +201,22 @@ def handle_command(service: ChatService, state: dict[str, Any], line: str) -> st
 
 
 def talk(service: ChatService, state: dict[str, Any], line: str) -> None:
-    """One streamed turn; a debrief follows automatically once a role-play is long enough."""
+    """One streamed turn, saved; a debrief follows automatically once a role-play is long enough."""
     conversation: Conversation = state["conversation"]
     speaker = "coach" if conversation.mode == "chat" else conversation.persona
     sys.stdout.write(f"\n{speaker}> ")
     reply = service.turn(conversation, line, on_token=print_token)
     print()
     print_footer(reply)
+    keep(service, state)
     if reply.debrief_due and not state["debriefed"]:
         print("\n(That is enough to debrief. Here is how it went; keep going if you like.)")
         print_debrief(service.debrief(conversation))
         state["debriefed"] = True
+
+
+def keep(service: ChatService, state: dict[str, Any]) -> None:
+    """Save the conversation now (a failure is reported and remembered, so /save can try again)."""
+    state["unsaved"] = True
+    save_conversation(service.settings, state["conversation"])
+    state["unsaved"] = False

@@ -295,10 +295,20 @@ def _write_atomically(target: Path, text: str) -> None:
 
 
 def remove_user_document(settings: Settings, doc_id: str) -> None:
-    """Delete one of the organisation's documents (its chunks leave the index at the next build)."""
+    """Delete one of the organisation's documents (its chunks leave the index at the next build).
+
+    With a Chroma server (``chroma_url``) its chunks leave the shared index at once, even when another
+    instance added it: a build there never removes organisation documents (see ``coach.index``).
+    """
     if not _ID.match(doc_id):
         raise InputError(f"{doc_id!r} is not a document id.")
     target = settings.user_docs_dir / f"{doc_id}.md"
-    if not target.is_file():
+    shared = 0
+    if settings.chroma_url:
+        from coach.index import open_index  # coach.index imports this module
+
+        shared = open_index(settings).remove_organisation_document(doc_id)
+    if target.is_file():
+        target.unlink()
+    elif not shared:
         raise InputError(f"There is no organisation document {doc_id!r}.", hint="See the Library for the ids.")
-    target.unlink()

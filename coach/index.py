@@ -9,11 +9,16 @@ One writer at a time: a build holds ``data_dir/index.lock`` (``filelock``), wait
 writer and then raising ``IndexBusy``. Readers do not lock. The embedded ``PersistentClient`` lives under
 ``data_dir/chroma``; with ``chroma_url`` set the same code talks to a Chroma server. Each embedding function
 gets its own collection, so switching to the fake embedder never mixes vectors of different models.
+
+With a Chroma server several instances share one collection but not their data dirs, so a build never
+deletes an organisation document it cannot see on its own disk (another instance may have added it); such a
+document leaves the index only through ``remove_organisation_document`` (the Library's Remove button).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
@@ -82,6 +87,16 @@ class IndexReport(BaseModel):
     chunks: int
     added: int
     removed: int
+
+
+@dataclasses.dataclass
+class _StoredDocument:
+    """What the collection holds for one document: its fingerprints, record ids and number of chunks."""
+
+    origin: str
+    fingerprints: set[str] = dataclasses.field(default_factory=set)
+    ids: list[str] = dataclasses.field(default_factory=list)
+    chunks: int = 0
 
 
 class _Record(BaseModel):
@@ -208,35 +223,52 @@ class CorpusIndex:
         """Bring the collection in line with the corpus; returns how many chunks were added and removed."""
         documents = load_documents(self.settings)  # may raise CorpusError: nothing written yet
         planned = _plan(documents, load_principles(self.settings, documents))
-        lock = filelock.FileLock(str(self.settings.data_dir / "index.lock"), timeout=self.lock_timeout_s)
+        with self._writing("indexing the corpus", "run `coach index` again"):
+            added, removed, kept = self._apply(planned, progress)
+        chunks = sum(r.is_chunk for records in planned.values() for r in records)
+        return IndexReport(documents=len(planned) + len(kept), chunks=chunks + sum(s.chunks for s in kept),
+                           added=added, removed=removed)
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str, then: str) -> Iterator[None]:
+        """Hold the writer lock (``data_dir/index.lock``) while the collection changes."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(self.settings.data_dir / "index.lock"), timeout=self.lock_timeout_s)
         try:
             with lock, _reaching(self.settings):
-                added, removed = self._apply(planned, progress)
+                yield
         except filelock.Timeout:
-            raise IndexBusy(f"Another process has been indexing the corpus for over {self.lock_timeout_s:.0f} s.",
-                            hint="Wait for it to finish and run `coach index` again.") from None
-        chunks = sum(r.is_chunk for records in planned.values() for r in records)
-        return IndexReport(documents=len(planned), chunks=chunks, added=added, removed=removed)
+            raise IndexBusy(f"Another process has been {doing} for over {self.lock_timeout_s:.0f} s.",
+                            hint=f"Wait for it to finish and {then}.") from None
 
-    def _stored(self) -> dict[str, tuple[set[str], list[str], int]]:
-        """doc_id -> (fingerprints, record ids, number of chunks) of what the collection holds now."""
-        stored: dict[str, tuple[set[str], list[str], int]] = {}
+    def _stored(self) -> dict[str, _StoredDocument]:
+        """doc_id -> what the collection holds for it now."""
+        stored: dict[str, _StoredDocument] = {}
         got = self.collection.get(include=["metadatas"])
         for record_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
             doc_id = str(meta.get("doc_id", ""))
-            fingerprints, ids, chunks = stored.get(doc_id, (set(), [], 0))
-            fingerprints.add(str(meta.get("doc_fingerprint", "")))
-            stored[doc_id] = (fingerprints, [*ids, record_id], chunks + (meta.get("kind") == "chunk"))
+            document = stored.setdefault(doc_id, _StoredDocument(origin=str(meta.get("origin", ""))))
+            document.fingerprints.add(str(meta.get("doc_fingerprint", "")))
+            document.ids.append(record_id)
+            document.chunks += meta.get("kind") == "chunk"
         return stored
 
-    def _apply(self, planned: dict[str, list[_Record]], progress: Progress | None) -> tuple[int, int]:
-        """Delete the records of changed or removed documents, add the new ones; returns chunks (added, removed)."""
+    def _apply(self, planned: dict[str, list[_Record]],
+               progress: Progress | None) -> tuple[int, int, list[_StoredDocument]]:
+        """Delete the records of changed or removed documents, add the new ones.
+
+        Returns the chunks added and removed, and the organisation documents kept although this instance
+        cannot see them: with a Chroma server they may come from another instance, and only
+        ``remove_organisation_document`` (the Library's Remove) takes them out.
+        """
         stored = self._stored()
         unchanged = {doc_id for doc_id, records in planned.items()
-                     if doc_id in stored and stored[doc_id][0] == {records[0].metadata["doc_fingerprint"]}
-                     and set(stored[doc_id][1]) == {r.id for r in records}}  # a crash mid-add leaves a partial set
-        stale = [record_id for doc_id, (_, ids, _) in stored.items() if doc_id not in unchanged for record_id in ids]
+                     if doc_id in stored and stored[doc_id].fingerprints == {records[0].metadata["doc_fingerprint"]}
+                     and set(stored[doc_id].ids) == {r.id for r in records}}  # a crash mid-add leaves a partial set
+        kept = {doc_id for doc_id, document in stored.items()
+                if self.settings.chroma_url and document.origin == "organisation" and doc_id not in planned}
+        gone = [doc_id for doc_id in stored if doc_id not in unchanged | kept]
+        stale = [record_id for doc_id in gone for record_id in stored[doc_id].ids]
         fresh = [r for doc_id, records in planned.items() if doc_id not in unchanged for r in records]
         if stale:
             self.collection.delete(ids=stale)
@@ -246,8 +278,17 @@ class CorpusIndex:
                                 metadatas=[r.metadata for r in batch])
             if progress:
                 progress(i + len(batch), len(fresh))
-        removed = sum(stored[doc_id][2] for doc_id in stored if doc_id not in unchanged)
-        return sum(r.is_chunk for r in fresh), removed
+        removed = sum(stored[doc_id].chunks for doc_id in gone)
+        return sum(r.is_chunk for r in fresh), removed, [stored[doc_id] for doc_id in kept]
+
+    def remove_organisation_document(self, doc_id: str) -> int:
+        """Take one organisation document out of the index now; returns how many chunks it had."""
+        with self._writing("changing the index", "remove the document again"):
+            got = self.collection.get(where={"$and": [{"doc_id": doc_id}, {"origin": "organisation"}]},
+                                      include=["metadatas"])
+            if got["ids"]:
+                self.collection.delete(ids=got["ids"])
+        return sum(meta.get("kind") == "chunk" for meta in got["metadatas"] or [])
 
     def query(self, text: str, k: int = 4, doc_ids: list[str] | None = None) -> list[Passage]:
         """The ``k`` chunks best matching ``text`` directly or through a principle key, best first."""

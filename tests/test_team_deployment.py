@@ -31,7 +31,8 @@ from test_sessions_support import PG_ENV, backend_database
 
 from coach.cli.doctor_cmd import diagnose
 from coach.config import load_settings
-from coach.errors import StorageError
+from coach.corpus import add_user_document, remove_user_document
+from coach.errors import InputError, StorageError
 from coach.identity import SignInRequired, resolve_user
 from coach.index import CorpusIndex
 from coach.session_models import Session
@@ -190,6 +191,24 @@ def test_two_instances_share_servers_and_keep_users_apart(instances: tuple[Insta
     assert {s["id"] for s in app2.json("sessions", "list", "--json")} == (a_ids | b_ids) - {rewrite_a["session_id"]}
     print(f"\nindex (2 instances) {index_s:.1f} s; 2 rewrites + 2 chats in parallel {work_s:.1f} s; "
           f"9 cross-user calls {cross_s:.1f} s")
+
+
+def test_organisation_documents_survive_a_build_on_an_instance_without_them(chroma_url: str, tmp_path: Path) -> None:
+    app1, app2 = (Instance(tmp_path / name, chroma_url, "") for name in ("app-1", "app-2"))  # SQLite each
+    settings1, settings2 = (load_settings(data_dir=tmp_path / name, chroma_url=chroma_url)
+                            for name in ("app-1", "app-2"))
+    name = f"Clinic plan {uuid.uuid4().hex[:8]}.md"  # the collection outlives this test
+    document = add_user_document(settings1, name, b"Every clinic opens on time: one scheduling system by May.\n")
+    first = app1.json("index", "--json")
+    second = app2.json("index", "--json")  # app-2 has no copy of the document on its disk
+    assert second == {**first, "added": 0, "removed": 0}
+    found = CorpusIndex(settings2).query("clinic scheduling system", k=2, doc_ids=[document.id])
+    assert found and found[0].source == name
+
+    remove_user_document(settings2, document.id)  # the explicit path works from any instance
+    assert CorpusIndex(settings1).query("clinic scheduling system", doc_ids=[document.id]) == []
+    with pytest.raises(InputError, match="no organisation document"):
+        remove_user_document(settings2, document.id)
 
 
 @pytest.mark.postgres

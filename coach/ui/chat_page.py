@@ -14,12 +14,13 @@ from coach.chat import ChatMessage, ChatService, Conversation, save_conversation
 from coach.config import Settings
 from coach.errors import CoachError
 from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
-from coach.ui.context import current_settings, prepare_index, prepare_model, signed_in_user
+from coach.ui.context import current_settings, draft_store, prepare_index, prepare_model, signed_in_user
 from coach.ui.guard import attempt, guarded, show_error
 from coach.ui.markdown import as_markdown, escape_markdown, one_line
 from coach.ui.rewrite_page import TokenStream
 
 CUSTOM = "custom"
+DRAFT_KEY = "chat"  # the DraftStore key of a message not yet sent
 DEBRIEF_ICONS = {"landed": ":material/check_circle:", "missed": ":material/cancel:", "try": ":material/lightbulb:"}
 DEBRIEF_TITLES = {"landed": "What landed", "missed": "What missed", "try": "Try next time"}
 
@@ -67,8 +68,10 @@ def show_message(message: ChatMessage) -> None:
 
 
 def send(settings: Settings, text: str) -> None:
-    """One turn: the leader's message shown at once, the answer streamed, the session saved."""
+    """One turn: the leader's message autosaved and shown at once, the answer streamed, the session saved."""
     current = conversation()
+    drafts = draft_store(settings)
+    attempt(drafts.save_draft, DRAFT_KEY, text)  # until the turn is saved, a reload offers it again
     with st.chat_message("user"):
         st.markdown(as_markdown(text))
     prepare_model(settings)
@@ -79,13 +82,31 @@ def send(settings: Settings, text: str) -> None:
             reply = ChatService(settings).turn(current, text, on_token=stream)
         except CoachError as error:
             show_error(error)
-            st.caption("Your message was not sent. Copy it from here to send it again:")
+            st.caption("Your message was not sent. It is kept: send it again from here, or copy it:")
             st.code(text, language=None, wrap_lines=True)  # code block: shown as typed, with a copy button
             return
     for flag in reply.flags:
         st.session_state.setdefault("chat_flags", []).append(flag)
-    attempt(save_conversation, settings, current, signed_in_user(settings))
+    if attempt(save_conversation, settings, current, signed_in_user(settings)) is not None:
+        attempt(drafts.clear_draft, DRAFT_KEY)
     st.rerun()
+
+
+def unsent_message(settings: Settings) -> None:
+    """A message whose turn failed (this visit or before a reload), offered to send again or discard."""
+    drafts = draft_store(settings)
+    text = attempt(drafts.load_draft, DRAFT_KEY)
+    if not text or not text.strip():
+        return
+    with st.container(border=True):
+        st.caption("Your last message was not sent:")
+        st.code(text, language=None, wrap_lines=True)
+        again, discard = st.columns(2)
+        if again.button("Send again", icon=":material/send:", key="chat_resend"):
+            send(settings, text)
+        elif discard.button("Discard", icon=":material/delete:", key="chat_discard"):
+            attempt(drafts.clear_draft, DRAFT_KEY)
+            st.rerun()
 
 
 def debrief_panel(settings: Settings, current: Conversation) -> None:
@@ -141,6 +162,7 @@ def render() -> None:
         show_message(message)
     for flag in st.session_state.pop("chat_flags", []):
         st.caption(f"Note: {one_line(flag, 200)}")
+    unsent_message(settings)
     placeholder = "Your reply to the executive…" if current.mode == "roleplay" else "Ask the coach…"
     text: Any = st.chat_input(placeholder, key="chat_text")
     if text and str(text).strip():  # a blank submission is not a turn

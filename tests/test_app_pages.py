@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app_support import TIMEOUT_S, errors, markdown_text, open_page, stub_result, use_fakes
+from test_app_support import TIMEOUT_S, errors, markdown_text, open_page, shown, stub_result, use_fakes
 
 from coach import testing
 from coach.config import Settings, load_settings
@@ -56,7 +56,7 @@ def test_every_page_stops_at_the_sign_in_prompt(page: str, monkeypatch: pytest.M
     monkeypatch.setattr("coach.ui.context.current_user", nobody_signed_in)
     at = open_page(page).run()
     assert not at.exception
-    assert [str(w.value) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
+    assert [shown(str(w.value)) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
     assert page_content(at) == []
 
 
@@ -64,7 +64,7 @@ def test_the_app_shell_stops_at_the_sign_in_prompt(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("coach.ui.context.current_user", nobody_signed_in)
     at = AppTest.from_file(str(Path(__file__).parent.parent / "app.py"), default_timeout=TIMEOUT_S).run()
     assert not at.exception
-    assert [str(w.value) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
+    assert [shown(str(w.value)) for w in at.warning] == [f"{SIGN_IN} Use the Sign in button."]
     assert page_content(at) == []
 
 

@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from test_app_support import StubRewrite, markdown_text, open_page, stub_result, use_fakes
+from streamlit.testing.v1 import AppTest
+from test_app_support import StubRewrite, errors, markdown_text, open_page, stub_result, use_fakes
 
 from coach import testing
+from coach.errors import StorageError
 from coach.rewrite_models import FeedbackItem, Passage
 from coach.ui.markdown import as_markdown, escape_markdown, highlighted, one_line, word_diff
 
@@ -58,10 +60,19 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     use_fakes(monkeypatch)
 
 
-def no_html_anywhere(at) -> None:  # type: ignore[no-untyped-def]
-    for element in at.markdown:
+def rendered_markdown(at: AppTest) -> list[str]:
+    """Every text Streamlit renders as Markdown: body text, captions, alerts, toasts and labels."""
+    for element in [*at.markdown, *at.caption]:
         assert not element.proto.allow_html, element.value
-        assert not unsafe_markup(str(element.value)), element.value
+    texts = [str(e.value) for kind in (at.markdown, at.caption, at.error, at.warning, at.info, at.success, at.toast)
+             for e in kind]
+    labels = [str(e.label) for kind in (at.expander, at.status, at.text_input, at.text_area, at.button) for e in kind]
+    return texts + labels
+
+
+def no_html_anywhere(at: AppTest) -> None:
+    for text in rendered_markdown(at):
+        assert not unsafe_markup(text), text
 
 
 def test_hostile_draft_and_model_output_on_the_rewrite_page(fakes: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,4 +112,47 @@ def test_hostile_organisation_document_in_the_library(fakes: None) -> None:
     at.file_uploader(key="library_upload").set_value(("evil <b>doc</b>.md", body, "text/markdown")).run()
     at.button(key="library_add").click().run()
     assert not at.exception
+    no_html_anywhere(at)
+
+
+IMAGE_NAME = "![x](https://tracker.example/p.png).pdf"
+
+
+def test_a_file_name_in_an_error_is_shown_as_text_on_the_library_page(fakes: None) -> None:
+    at = open_page("library_page").run()
+    at.file_uploader(key="library_upload").set_value((IMAGE_NAME, b"not a pdf at all", "application/pdf")).run()
+    at.button(key="library_add").click().run()
+    assert any(IMAGE_NAME in e for e in errors(at)), errors(at)  # named, as the user typed it
+    no_html_anywhere(at)
+
+
+def test_a_file_name_in_an_error_is_shown_as_text_on_the_rewrite_page(fakes: None) -> None:
+    name = IMAGE_NAME.removesuffix(".pdf") + ".docx"  # the Rewrite uploader itself refuses a .pdf
+    at = open_page("rewrite_page").run()
+    at.file_uploader(key="draft_upload").set_value((name, b"not a Word file", "application/msword")).run()
+    assert any(name in e for e in errors(at)), errors(at)
+    no_html_anywhere(at)
+
+
+def test_an_autosave_failure_is_shown_as_text(fakes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(self: object, key: str, text: str) -> None:
+        raise StorageError(f"Cannot save {HOSTILE[2]} to disk.", hint="Free some space.")
+
+    monkeypatch.setattr("coach.sessions.DraftStore.save_draft", full_disk)
+    at = open_page("rewrite_page").run()
+    at.text_area(key="draft_text").input("Patch window moved to Friday.").run()
+    assert any("Autosave failed" in str(w.value) for w in at.warning)
+    assert at.text_area(key="draft_text").value == "Patch window moved to Friday."  # nothing typed is lost
+    no_html_anywhere(at)
+
+
+def test_a_sign_in_message_is_shown_as_text(fakes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_header(settings: object) -> str:
+        from coach.identity import SignInRequired
+
+        raise SignInRequired(f"This request has no {HOSTILE[2]} header.", hint="Open the coach through the proxy.")
+
+    monkeypatch.setattr("coach.ui.context.current_user", no_header)
+    at = open_page("library_page").run()
+    assert any("has no" in str(w.value) for w in at.warning)
     no_html_anywhere(at)

@@ -8,6 +8,7 @@ store, ``CoachError`` on failure) and returns a result chosen by the test.
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -49,9 +50,14 @@ def use_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COACH_EMBEDDINGS", "fake")
 
 
+def shown(markdown: str) -> str:
+    """Escaped Markdown as the reader sees it (backslash escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def errors(at: AppTest) -> list[str]:
-    """The text of every st.error on the page."""
-    return [str(e.value) for e in at.error]
+    """The text of every st.error on the page, as displayed."""
+    return [shown(str(e.value)) for e in at.error]
 
 
 def markdown_text(at: AppTest) -> str:

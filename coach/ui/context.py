@@ -16,6 +16,7 @@ import streamlit as st
 from coach.config import Settings, load_settings
 from coach.identity import SignInRequired, current_user, oidc_configured
 from coach.sessions import DraftStore, SessionStore
+from coach.ui.markdown import escape_markdown
 
 OVERRIDES_KEY = "coach_settings"
 
@@ -40,7 +41,9 @@ def signed_in_user(settings: Settings) -> str | None:
     try:
         return current_user(settings)
     except SignInRequired as error:
-        st.warning(str(error))
+        # The message can quote a header name or a claim: escaped, as any text that is not the coach's own.
+        hint = f" {error.hint}" if error.hint else ""
+        st.warning(escape_markdown(error.message) + hint)
         if oidc_configured(st.user.to_dict()):
             st.button("Sign in", on_click=st.login)
         st.stop()

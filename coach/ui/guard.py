@@ -21,15 +21,23 @@ import streamlit as st
 
 from coach.errors import CoachError
 from coach.ui.context import current_settings, signed_in_user
+from coach.ui.markdown import escape_markdown
 
 log = logging.getLogger("coach.ui")
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def error_markdown(error: CoachError) -> str:
+    """A service error as Markdown: the message escaped (it can quote a file name, a model name or a server's
+    words), then the hint, which is the coach's own fixed text and may format a command as code."""
+    message = escape_markdown(error.message)
+    return f"{message} {error.hint}" if error.hint else message
+
+
 def show_error(error: CoachError) -> None:
     """Show a service error as one short message."""
-    st.error(str(error), icon=":material/error:")
+    st.error(error_markdown(error), icon=":material/error:")
 
 
 def attempt(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:

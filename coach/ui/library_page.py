@@ -71,7 +71,7 @@ def add_document(settings: Settings) -> None:
         return
     for warning in document.warnings:
         st.warning(f"{one_line(document.source, 80)}: {one_line(warning, 300)}", icon=":material/visibility_off:")
-    reindex(settings, f"Indexing {document.source}…")
+    reindex(settings, f"Indexing {one_line(document.source, 80)}…")
     st.success(f"Added {one_line(document.title, 80)}.", icon=":material/check_circle:")
 
 

@@ -19,7 +19,7 @@ from coach.errors import CoachError
 from coach.rewrite_models import AUDIENCES, KINDS, RewriteRequest, RewriteResult
 from coach.ui.context import current_settings, draft_store, prepare_index, prepare_model, session_store
 from coach.ui.draft_files import DRAFT_SUFFIXES, draft_from_file
-from coach.ui.guard import attempt, guarded, show_error
+from coach.ui.guard import attempt, error_markdown, guarded, show_error
 from coach.ui.markdown import as_markdown, one_line
 from coach.ui.result_view import render_result
 
@@ -43,7 +43,7 @@ def autosave(settings: Settings) -> None:
     try:
         draft_store(settings).save_draft(DRAFT_KEY, st.session_state.get("draft_text", ""))
     except CoachError as error:  # autosave must never stop the user from working
-        st.session_state["autosave_error"] = str(error)
+        st.session_state["autosave_error"] = error_markdown(error)  # escaped: shown as Markdown
 
 
 def restore_draft(settings: Settings) -> None:

@@ -58,7 +58,7 @@ def connection_test(settings: Settings) -> None:
     from coach.models import GenerationOptions, generate, open_chat_model
 
     prepare_model(settings)
-    with st.spinner(f"Asking {settings.model_label}…"):
+    with st.spinner(f"Asking {one_line(settings.model_label, 60)}…"):
         handle = attempt(open_chat_model, settings)
         if handle is None:
             return
@@ -76,7 +76,7 @@ def embedded_status(settings: Settings) -> None:
     from coach.local_model import model_status
 
     status = model_status()
-    st.metric("Embedded model", status.state.capitalize(), help=f"Model: {settings.local_model}")
+    st.metric("Embedded model", status.state.capitalize(), help=f"Model: {one_line(settings.local_model, 120)}")
     if status.message:
         st.caption(one_line(status.message, 300))
     if status.state != "ready" and settings.backend == "local" and st.button(

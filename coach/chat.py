@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from coach.corpus import Principle
     from coach.index import CorpusIndex, Passage
     from coach.models import ChatModelHandle
+    from coach.roleplay import Debrief
 
 TokenCallback = Callable[[str], None]
 
@@ -91,6 +92,8 @@ class Conversation(BaseModel):
     persona: str | None = None
     scenario: str | None = None
     messages: list[ChatMessage] = Field(default_factory=list)
+    debrief: ChatMessage | None = None  # the latest role-play debrief: saved last, never fed back to the model
+    principles: list[str] = Field(default_factory=list)  # the debrief's principle ids
 
     def user_turns(self) -> int:
         """How many messages the leader has sent."""
@@ -548,14 +551,21 @@ def new_session_id() -> str:
 # executive is the audience; the scenario is the kind of conversation), so the session schema needs no change.
 
 
+# A debrief is stored as the conversation's final assistant message, opening with DEBRIEF_HEADING and citing
+# its principles' passages, and its principle ids become the session's principles.
+
+DEBRIEF_HEADING = "Debrief of this rehearsal"
+
+
 def to_session_fields(conversation: Conversation) -> dict[str, Any]:
-    """The session-store fields of a conversation."""
+    """The session-store fields of a conversation (its debrief, if any, as the last message)."""
+    turns = [*conversation.messages, *([conversation.debrief] if conversation.debrief else [])]
     messages = [
         {"role": m.role, "content": m.content, "citations": [c.model_dump() for c in m.citations] or None}
-        for m in conversation.messages
+        for m in turns
     ]
     return {"type": conversation.mode, "audience": conversation.persona, "kind": conversation.scenario,
-            "messages": messages}
+            "messages": messages, "principles": list(conversation.principles)}
 
 
 def from_session(session: Any) -> Conversation:
@@ -568,12 +578,27 @@ def from_session(session: Any) -> Conversation:
                                     "citations": [c.model_dump() for c in (m.citations or [])]})
         for m in session.messages if m.role in ("user", "assistant")
     ]
-    return Conversation(session_id=session.id, mode=session.type, persona=session.audience,
-                        scenario=session.kind, messages=messages)
+    debrief = messages.pop() if is_debrief(session, messages) else None
+    return Conversation(session_id=session.id, mode=session.type, persona=session.audience, scenario=session.kind,
+                        messages=messages, debrief=debrief, principles=list(session.principles) if debrief else [])
 
 
-def save_conversation(settings: Settings, conversation: Conversation, user_id: str | None = None) -> str:
-    """Save (or update) the conversation as a session of ``user_id`` (None: single-user mode); returns its id."""
+def is_debrief(session: Any, messages: list[ChatMessage]) -> bool:
+    """Whether the saved role-play ends with its debrief (see ``to_session_fields``)."""
+    last = messages[-1] if messages else None
+    return (session.type == "roleplay" and bool(session.principles) and last is not None
+            and last.role == "assistant" and last.content.startswith(DEBRIEF_HEADING))
+
+
+def save_conversation(
+    settings: Settings, conversation: Conversation, user_id: str | None = None, debrief: Debrief | None = None
+) -> str:
+    """Save (or update) the conversation as a session of ``user_id`` (None: single-user mode); returns its id.
+
+    With ``debrief``, it replaces the conversation's earlier debrief and its principles become the session's.
+    """
+    if debrief is not None:
+        conversation.debrief, conversation.principles = debrief.as_message(), debrief.principle_ids()
     conversation.session_id = conversation.session_id or new_session_id()
     _save_session(settings, conversation.session_id, to_session_fields(conversation), user_id)
     return conversation.session_id

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from coach.chat import (
+    DEBRIEF_HEADING,
     SMALL_MODEL_SAMPLING,
+    ChatMessage,
     ChatReply,
     ChatService,
+    Citation,
     Conversation,
     TokenCallback,
     assemble,
@@ -138,6 +142,26 @@ class Debrief(BaseModel):
     dropped: int = 0
     model: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
+
+    def principle_ids(self) -> list[str]:
+        """The principles the debrief is tied to, each once, in order."""
+        return list(dict.fromkeys(item.principle_id for item in self.items))
+
+    def as_message(self) -> ChatMessage:
+        """The debrief as a saved assistant message: grouped points, each citing its principle's passage."""
+        numbers = {pid: n for n, pid in enumerate(self.principle_ids(), 1)}
+        lines = [DEBRIEF_HEADING + (f" with {PERSONAS[self.persona].title}" if self.persona in PERSONAS else "")]
+        for kind, heading in DEBRIEF_HEADINGS.items():
+            points = [f"- {i.point} ({i.principle} [{numbers[i.principle_id]}])" for i in self.items if i.kind == kind]
+            lines += [f"\n{heading}:", *points] if points else []
+        firsts = {item.principle_id: item for item in reversed(self.items)}
+        citations = [Citation(n=n, text=firsts[pid].passage.text, source=firsts[pid].passage.source,
+                              doc_id=Path(firsts[pid].passage.source).stem, title=firsts[pid].principle)
+                     for pid, n in numbers.items()]
+        return ChatMessage(role="assistant", content="\n".join(lines), citations=citations)
+
+
+DEBRIEF_HEADINGS = {"landed": "What landed", "missed": "What did not land", "try": "What to try"}
 
 
 class _RawItem(BaseModel):

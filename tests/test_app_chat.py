@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 from test_app_support import errors, open_page, use_fakes
 
-from coach import testing
+from coach import roleplay, testing
+from coach.chat import DEBRIEF_HEADING
 from coach.config import load_settings
+from coach.corpus import load_principles
 from coach.errors import ModelUnavailable
 from coach.sessions import DraftStore, SessionStore
 
@@ -62,3 +65,34 @@ def test_an_unsent_message_can_be_discarded(monkeypatch: pytest.MonkeyPatch) -> 
     at.button(key="chat_discard").click().run()
     assert unsent() is None and not at.code
     assert SessionStore(load_settings()).list() == []
+
+
+def start_roleplay_page() -> AppTest:
+    at = open_page("chat_page").run()
+    at.segmented_control(key="chat_mode").set_value("roleplay").run()
+    at.selectbox(key="persona").set_value("cfo").run()
+    return at
+
+
+def test_the_debrief_is_offered_when_due_and_saved(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(roleplay, "DEBRIEF_AFTER_TURNS", 2)
+    at = start_roleplay_page()
+    at.chat_input(key="chat_text").set_value("I need budget to replace the ERP.").run()
+    assert not offers_debrief(at)
+    at.chat_input(key="chat_text").set_value("It saves 200 hours a month.").run()
+    assert offers_debrief(at) and not errors(at)
+    at.button(key="debrief_button").click().run()
+    assert not at.exception and not errors(at)
+    assert not offers_debrief(at)  # done: no longer offered
+    session = SessionStore(load_settings()).list()[0]
+    last = session.messages[-1]
+    assert last.role == "assistant" and last.content.startswith(DEBRIEF_HEADING)
+    assert session.principles and last.citations
+    catalogue = {p.id: p.quote for p in load_principles(load_settings())}
+    assert all(p in catalogue for p in session.principles)
+    assert {c.text for c in last.citations} <= set(catalogue.values())
+    assert len(session.messages) == 5  # two turns each way, then the debrief
+
+
+def offers_debrief(at: AppTest) -> bool:
+    return any("enough of a rehearsal to debrief" in str(i.value) for i in at.info)

@@ -76,6 +76,10 @@ def test_one_shot_debrief_in_json(fake: FakeChatModel, capsys: pytest.Capture) -
     out = run_json(capsys, "--message", "It saves six days a month.", "--persona", "cfo", "--debrief")
     item = out["debrief"]["items"][0]
     assert item["principle_id"] == "business-metrics" and item["passage"]["text"]
+    session = SessionStore(load_settings()).get(out["session_id"])
+    assert session is not None and session.principles == ["business-metrics"]
+    assert session.messages[-1].role == "assistant" and "You gave the saving in days." in session.messages[-1].content
+    assert session.messages[-1].citations and session.messages[-1].citations[0].text == item["passage"]["text"]
 
 
 def test_empty_one_shot_message_fails_without_a_model_call(fake: FakeChatModel, capsys: pytest.Capture) -> None:
@@ -100,6 +104,8 @@ def test_interactive_commands(fake: FakeChatModel, monkeypatch: pytest.MonkeyPat
     assert len(saved) == 1 and saved[0].type == "roleplay" and saved[0].audience == "cfo"
     assert f"saved: {saved[0].id}" in out
     assert [m.content for m in saved[0].messages][:2] == ["We need a new ERP.", "What does it cost?"]
+    assert saved[0].principles == ["lead-with-outcome"]  # the debrief is saved with the conversation
+    assert "Open with the close time saved." in saved[0].messages[-1].content
 
 
 def test_a_withheld_answer_shows_only_its_replacement(fake: FakeChatModel, capsys: pytest.Capture) -> None:

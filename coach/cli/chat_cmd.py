@@ -15,7 +15,7 @@ from coach import chat
 from coach.chat import ChatReply, ChatService, Conversation
 from coach.config import Settings, load_settings
 from coach.errors import CoachError, InputError
-from coach.roleplay import PERSONAS, SCENARIOS, Debrief, start_roleplay
+from coach.roleplay import DEBRIEF_HEADINGS, PERSONAS, SCENARIOS, Debrief, start_roleplay
 
 HELP = """Commands:
   /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
@@ -67,9 +67,9 @@ def load_conversation(settings: Settings, session_id: str) -> Conversation:
     return chat.load_conversation(settings, session_id, user_id=settings.user)
 
 
-def save_conversation(settings: Settings, conversation: Conversation) -> str:
-    """Save the conversation as this user's session; returns its id."""
-    return chat.save_conversation(settings, conversation, user_id=settings.user)
+def save_conversation(settings: Settings, conversation: Conversation, debrief: Debrief | None = None) -> str:
+    """Save the conversation (with its debrief, if given) as this user's session; returns its id."""
+    return chat.save_conversation(settings, conversation, user_id=settings.user, debrief=debrief)
 
 
 def one_shot(service: ChatService, conversation: Conversation, args: argparse.Namespace) -> int:
@@ -81,6 +81,8 @@ def one_shot(service: ChatService, conversation: Conversation, args: argparse.Na
         save_conversation(service.settings, conversation)
         reply.session_id = conversation.session_id
     report = service.debrief(conversation) if args.debrief else None
+    if report is not None:
+        save_conversation(service.settings, conversation, report)
     if args.json:
         print(json.dumps(reply_json(conversation, reply, report), ensure_ascii=False, indent=2))
         return 0
@@ -127,8 +129,7 @@ def print_footer(reply: ChatReply) -> None:
 
 def print_debrief(report: Debrief) -> None:
     """The debrief as text, grouped by kind."""
-    headings = {"landed": "What landed", "missed": "What did not land", "try": "What to try"}
-    for kind, heading in headings.items():
+    for kind, heading in DEBRIEF_HEADINGS.items():
         items = [item for item in report.items if item.kind == kind]
         if not items:
             continue
@@ -186,8 +187,7 @@ def handle_command(service: ChatService, state: dict[str, Any], line: str) -> st
         state["conversation"] = Conversation()
         print("Coaching chat. What's the situation?")
     elif command == "/debrief":
-        print_debrief(service.debrief(conversation))
-        state["debriefed"] = True
+        debrief(service, state)
     elif command == "/save":  # every turn is saved already; a save that failed is tried again here
         if not conversation.messages:
             print("Nothing to save yet: every turn is saved as you go.")
@@ -211,8 +211,17 @@ def talk(service: ChatService, state: dict[str, Any], line: str) -> None:
     keep(service, state)
     if reply.debrief_due and not state["debriefed"]:
         print("\n(That is enough to debrief. Here is how it went; keep going if you like.)")
-        print_debrief(service.debrief(conversation))
-        state["debriefed"] = True
+        debrief(service, state)
+
+
+def debrief(service: ChatService, state: dict[str, Any]) -> None:
+    """Debrief the role-play, print it and save it with the conversation."""
+    report = service.debrief(state["conversation"])
+    print_debrief(report)
+    state["debriefed"] = True
+    state["unsaved"] = True
+    save_conversation(service.settings, state["conversation"], report)
+    state["unsaved"] = False
 
 
 def keep(service: ChatService, state: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ def setup_panel() -> None:
     if mode != "roleplay":
         if conversation().mode != "chat":
             st.session_state["conversation"] = Conversation()
+            forget_debrief()
         return
     left, right = st.columns(2)
     persona = left.selectbox("Executive", list(PERSONAS), format_func=lambda p: PERSONAS[p].title.capitalize(),
@@ -53,7 +54,13 @@ def setup_panel() -> None:
         started = attempt(start_roleplay, persona, chosen or None)
         if started is not None:
             st.session_state["conversation"] = started
-            st.session_state.pop("debrief", None)
+            forget_debrief()
+
+
+def forget_debrief() -> None:
+    """A new conversation: no debrief shown, none offered."""
+    st.session_state.pop("debrief", None)
+    st.session_state.pop("debrief_due", None)
 
 
 def show_message(message: ChatMessage) -> None:
@@ -87,6 +94,7 @@ def send(settings: Settings, text: str) -> None:
             return
     for flag in reply.flags:
         st.session_state.setdefault("chat_flags", []).append(flag)
+    st.session_state["debrief_due"] = reply.debrief_due
     if attempt(save_conversation, settings, current, signed_in_user(settings)) is not None:
         attempt(drafts.clear_draft, DRAFT_KEY)
     st.rerun()
@@ -113,11 +121,18 @@ def debrief_panel(settings: Settings, current: Conversation) -> None:
     """The debrief button and the debrief itself."""
     if current.mode != "roleplay" or not current.user_turns():
         return
-    if st.button("Debrief this rehearsal", icon=":material/assignment:", key="debrief_button"):
+    due = bool(st.session_state.get("debrief_due")) and "debrief" not in st.session_state
+    offer = st.empty()  # filled below, once we know this run did not just make the debrief
+    if st.button("Debrief this rehearsal", icon=":material/assignment:", key="debrief_button",
+                 type="primary" if due else "secondary"):
         with st.spinner("Debriefing…"):
             made = attempt(ChatService(settings).debrief, current)
         if made is not None:
             st.session_state["debrief"] = made
+            attempt(save_conversation, settings, current, signed_in_user(settings), debrief=made)
+    if due and "debrief" not in st.session_state:
+        offer.info("That is enough of a rehearsal to debrief: see what landed, what did not and what to try. "
+                   "You can keep going afterwards.", icon=":material/assignment:")
     result: Debrief | None = st.session_state.get("debrief")
     if result is None:
         return
@@ -154,7 +169,7 @@ def render() -> None:
         setup_panel()
     if top[1].button("New conversation", icon=":material/restart_alt:", key="new_chat"):
         st.session_state.pop("conversation", None)
-        st.session_state.pop("debrief", None)
+        forget_debrief()
         st.rerun()
     current = conversation()
     intro(current)

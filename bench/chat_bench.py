@@ -43,8 +43,13 @@ ROLEPLAY = [
 def timed_turn(service: ChatService, conversation: Conversation, message: str, label: str) -> dict[str, Any]:
     """One turn with its timings in milliseconds."""
     shown: list[float] = []
+
+    def on_token(_piece: str) -> None:
+        if not shown:
+            shown.append(time.perf_counter())
+
     started = time.perf_counter()
-    reply = service.turn(conversation, message, on_token=lambda _t: shown or shown.append(time.perf_counter()))
+    reply = service.turn(conversation, message, on_token=on_token)
     total = (time.perf_counter() - started) * 1000
     generation_after_first = reply.timings["total_ms"] - reply.timings["first_token_ms"]
     return {

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app_support import TIMEOUT_S, errors, markdown_text, open_page, shown, stub_result, use_fakes
+from test_app_support import (
+    TIMEOUT_S,
+    chart_rows,
+    errors,
+    markdown_text,
+    open_page,
+    shown,
+    stub_result,
+    use_fakes,
+)
 
 from coach import testing
 from coach.config import Settings, load_settings
-from coach.errors import ModelUnavailable
+from coach.errors import ModelUnavailable, StorageError
 from coach.identity import SignInRequired
-from coach.session_models import Session
+from coach.session_models import Message, Session
 from coach.sessions import SessionStore
 
 
@@ -28,10 +39,17 @@ class DownModel(testing.FakeChatModel):
         raise ModelUnavailable("The model server cannot be reached.", hint="Start it, then try again.")
 
 
-def save_rewrite(title_draft: str = "Uptime was 99.9% in Q3.") -> Session:
+def save_rewrite(title_draft: str = "Uptime was 99.9% in Q3.", **fields: Any) -> Session:
     result = stub_result(title_draft).model_dump(mode="json")
-    return SessionStore(load_settings()).save(Session(type="rewrite", audience="cfo", kind="status",
-                                                      draft=title_draft, result=result))
+    values: dict[str, Any] = {"type": "rewrite", "audience": "cfo", "kind": "status", "draft": title_draft,
+                              "result": result, **fields}
+    return SessionStore(load_settings()).save(Session(**values))
+
+
+def listed_titles(at: AppTest) -> list[str]:
+    """The titles offered by the 'Open a session' picker, newest first."""
+    pickers = [s for s in at.selectbox if s.key == "session_open"]
+    return [option.rsplit(" · ", 1)[-1] for option in pickers[0].options] if pickers else []
 
 
 # ---- sign-in ---------------------------------------------------------------------------------------
@@ -135,7 +153,29 @@ def test_sessions_list_detail_rating_notes_and_export() -> None:
     stored = SessionStore(load_settings()).get(saved.id)
     assert stored is not None and stored.rating == 5 and stored.notes == "Sent to the CFO on Monday."
     labels = [b.label for b in at.get("download_button")]
-    assert "Export this session (Markdown)" in labels and "Export these (JSON)" in labels
+    assert "Export this session (Markdown)" in labels
+
+
+def test_the_export_of_every_matching_session_is_built_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    save_rewrite("Patch window moved to Friday.")
+    save_rewrite("Uptime was 99.9% in Q3.")
+    exports: list[object] = []
+    real_export = SessionStore.export
+
+    def counted(self: SessionStore, selection: Any, format: Any = "json") -> str:
+        exports.append(selection)
+        return real_export(self, selection, format)
+
+    monkeypatch.setattr(SessionStore, "export", counted)
+    at = open_page("sessions_page").run()
+    at.text_input(key="session_search").input("friday").run()
+    assert not [e for e in exports if not isinstance(e, list)]  # only the open session's own export so far
+    assert "Export all matching (JSON)" not in [b.label for b in at.get("download_button")]
+    at.button(key="prepare_export").click().run()
+    assert "Export all matching (JSON)" in [b.label for b in at.get("download_button")]
+    at.run()  # a rerun does not build it again
+    bulk = [e for e in exports if not isinstance(e, list)]
+    assert len(bulk) == 2 and all(getattr(q, "search", None) == "friday" for q in bulk)  # Markdown and JSON once
 
 
 def test_sessions_search_filters_and_empty_states() -> None:
@@ -147,6 +187,77 @@ def test_sessions_search_filters_and_empty_states() -> None:
     assert any("No session matches" in str(i.value) for i in at.info)
     at.text_input(key="session_search").input("patch window").run()
     assert at.selectbox(key="session_open").options[0].endswith("Patch window moved to Friday.")
+
+
+def test_sessions_filter_by_type_audience_kind_principle_and_dates() -> None:
+    save_rewrite("Uptime was 99.9% in Q3.", created_at=datetime(2026, 3, 2, 9, tzinfo=UTC))
+    save_rewrite("New laptops for the sales team.", audience="coo", kind="email",
+                 result=stub_result("x", feedback=[]).model_dump(mode="json"),
+                 created_at=datetime(2026, 3, 20, 9, tzinfo=UTC))
+    SessionStore(load_settings()).save(Session(
+        type="roleplay", audience="board-member", kind="outage", created_at=datetime(2026, 4, 10, 9, tzinfo=UTC),
+        messages=[Message(role="user", content="Last week's outage cost us two hours of sales.")]))
+    at = open_page("sessions_page").run()
+    assert not errors(at)
+    assert len(listed_titles(at)) == 3
+    assert "a sceptical board member (role-play)" in at.selectbox(key="session_audience").options
+    at.selectbox(key="session_type").set_value("roleplay").run()
+    assert listed_titles(at) == ["Last week's outage cost us two hours of sales."]
+    at.selectbox(key="session_type").set_value("any")
+    at.selectbox(key="session_audience").set_value("board-member").run()
+    assert listed_titles(at) == ["Last week's outage cost us two hours of sales."]
+    at.selectbox(key="session_audience").set_value("any")
+    at.selectbox(key="session_kind").set_value("email").run()
+    assert listed_titles(at) == ["New laptops for the sales team."]
+    at.selectbox(key="session_kind").set_value("any")
+    at.selectbox(key="session_principle").set_value("business-metrics").run()
+    assert listed_titles(at) == ["Uptime was 99.9% in Q3."]
+    at.selectbox(key="session_principle").set_value("any")
+    at.date_input(key="session_dates").set_value((date(2026, 3, 1), date(2026, 3, 20))).run()
+    assert listed_titles(at) == ["New laptops for the sales team.", "Uptime was 99.9% in Q3."]  # both days included
+    at.date_input(key="session_dates").set_value((date(2026, 4, 1), date(2026, 4, 30))).run()
+    assert listed_titles(at) == ["Last week's outage cost us two hours of sales."]
+
+
+def test_sessions_are_listed_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("coach.ui.sessions_page.PAGE_SIZE", 2)
+    for day in range(1, 6):
+        save_rewrite(f"Status note {day}.", created_at=datetime(2026, 3, day, tzinfo=UTC))
+    at = open_page("sessions_page").run()
+    assert listed_titles(at) == ["Status note 5.", "Status note 4."]
+    assert at.button(key="session_newer").disabled
+    at.button(key="session_older").click().run()
+    assert listed_titles(at) == ["Status note 3.", "Status note 2."]
+    at.button(key="session_older").click().run()
+    assert listed_titles(at) == ["Status note 1."]
+    assert at.button(key="session_older").disabled
+    at.text_input(key="session_search").input("status note").run()  # new filters: back to the newest
+    assert listed_titles(at) == ["Status note 5.", "Status note 4."]
+
+
+def test_progress_charts_show_scores_per_week_and_principle_names() -> None:
+    save_rewrite("Uptime was 99.9% in Q3.", created_at=datetime(2026, 3, 2, tzinfo=UTC))
+    save_rewrite("MTTR improved.", created_at=datetime(2026, 3, 10, tzinfo=UTC))
+    at = open_page("sessions_page").run()
+    assert any(e.label.startswith("Your progress · 2 session(s)") for e in at.expander)
+    grade, jargon, principles = chart_rows(at)[:3]
+    assert {(r["week"], r["value -- streamlit-generated"]) for r in grade if r["color -- streamlit-generated"]
+            == "rewrite"} == {("02 Mar", 9.0), ("09 Mar", 9.0)}
+    assert {r["value -- streamlit-generated"] for r in jargon} == {3.0, 0.0}
+    assert principles == [{"principle": "Business-focused, not IT-focused metrics", "sessions": 2}]  # names, not ids
+
+
+def test_a_storage_error_on_the_sessions_page_is_one_short_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    save_rewrite()
+
+    def locked(self: SessionStore, query: Any = None) -> list[Session]:
+        raise StorageError("The sessions database is locked by another program.", hint="Close it, then reload.")
+
+    monkeypatch.setattr(SessionStore, "list", locked)
+    at = open_page("sessions_page").run()
+    assert not at.exception
+    assert errors(at) == ["The sessions database is locked by another program. Close it, then reload."]
+    assert not at.info  # not "No sessions yet": the list could not be read
 
 
 def test_delete_needs_confirmation() -> None:

@@ -65,6 +65,14 @@ def markdown_text(at: AppTest) -> str:
     return "\n".join(str(m.value) for m in at.markdown)
 
 
+def chart_rows(at: AppTest) -> list[list[dict[str, Any]]]:
+    """The data of every chart on the page, one list of rows per chart, in page order."""
+    import pyarrow as pa
+
+    return [[row for dataset in chart.proto.datasets for row in pa.ipc.open_stream(dataset.data.data).read_all()
+             .to_pylist()] for chart in at.get("vega_lite_chart")]
+
+
 def stub_result(draft: str, **changes: Any) -> RewriteResult:
     """A plausible rewrite result for ``draft`` (override any field)."""
     scores = Scores(fk_grade=14.0, reading_ease=30.0, jargon=3, undefined_acronyms=2, accountability=0)

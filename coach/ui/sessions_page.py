@@ -1,13 +1,23 @@
 """Sessions page: find a saved rewrite or conversation, look at it again, rate it, annotate it, export or
-delete it, and see progress over the weeks."""
+delete it, and see progress over the weeks.
+
+Built to stay quick at 10,000 sessions: the list is read a page at a time (``SessionQuery`` limit/offset,
+one extra row tells whether older sessions follow), and the export of every matching session, which reads
+them all, is built only when the user asks for it, not on every rerun.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
 
 from coach.config import Settings
-from coach.rewrite_models import AUDIENCES, RewriteResult
+from coach.corpus import load_principles
+from coach.rewrite_models import AUDIENCES, KINDS, RewriteResult
+from coach.roleplay import PERSONAS, SCENARIOS
 from coach.session_models import Session, SessionQuery, SessionStats
 from coach.sessions import SessionStore
 from coach.ui.context import current_settings, session_store
@@ -17,25 +27,105 @@ from coach.ui.result_view import render_result
 
 TYPE_LABELS = {"rewrite": "Rewrite", "chat": "Chat", "roleplay": "Role-play"}
 ANY = "any"
+PAGE_SIZE = 50  # sessions listed at once: the list, its table and its picker stay fast at 10,000 sessions
 
 
-def filters() -> SessionQuery:
-    """Search box and filters."""
+def audience_labels() -> dict[str, str]:
+    """Rewrite audiences, then the role-play personas that are not also an audience."""
+    labels = {a: audience.label for a, audience in AUDIENCES.items()}
+    labels.update({p: f"{persona.title} (role-play)" for p, persona in PERSONAS.items() if p not in labels})
+    return labels
+
+
+def kind_labels() -> dict[str, str]:
+    """Kinds of rewritten message, then the role-play scenarios (a role-play stores its scenario as its kind)."""
+    return {**KINDS, **{s: f"{scenario.title} (role-play)" for s, scenario in SCENARIOS.items()}}
+
+
+def principle_names(settings: Settings) -> dict[str, str]:
+    """Principle id -> name, from the catalogue (empty when it cannot be read: ids are shown instead)."""
+    return {p.id: p.name for p in attempt(load_principles, settings) or []}
+
+
+def filters(principles: dict[str, str]) -> SessionQuery:
+    """Search box and filters (type, audience, kind, principle, dates); the query without paging."""
     search, kind, audience = st.columns([3, 1, 1], vertical_alignment="bottom")
     text = search.text_input("Search", key="session_search", placeholder="Words from the draft, rewrite or notes")
     chosen_type = kind.selectbox("Type", [ANY, *TYPE_LABELS], key="session_type",
                                  format_func=lambda t: "All types" if t == ANY else TYPE_LABELS[t])
-    chosen_audience = audience.selectbox("Audience", [ANY, *AUDIENCES], key="session_audience",
-                                         format_func=lambda a: "All audiences" if a == ANY else AUDIENCES[a].label)
-    return SessionQuery.model_validate({"search": text.strip() or None,
-                                        "type": None if chosen_type == ANY else chosen_type,
-                                        "audience": None if chosen_audience == ANY else chosen_audience})
+    audiences = audience_labels()
+    chosen_audience = audience.selectbox("Audience", [ANY, *audiences], key="session_audience",
+                                         format_func=lambda a: "All audiences" if a == ANY else audiences[a])
+    kind_col, principle_col, dates_col = st.columns([1, 2, 1], vertical_alignment="bottom")
+    kinds = kind_labels()
+    chosen_kind = kind_col.selectbox("Kind", [ANY, *kinds], key="session_kind",
+                                     format_func=lambda k: "All kinds" if k == ANY else kinds[k])
+    chosen_principle = principle_col.selectbox(
+        "Principle flagged", [ANY, *principles], key="session_principle",
+        format_func=lambda p: "Any principle" if p == ANY else principles[p])
+    dates = dates_col.date_input("Dates (UTC)", value=[], key="session_dates", format="YYYY-MM-DD")
+    since, until = date_bounds(dates)
+    return SessionQuery.model_validate({
+        "search": text.strip() or None, "type": _chosen(chosen_type), "audience": _chosen(chosen_audience),
+        "kind": _chosen(chosen_kind), "principle": _chosen(chosen_principle), "since": since, "until": until})
+
+
+def _chosen(value: str | None) -> str | None:
+    return None if value in (ANY, None) else value
+
+
+def date_bounds(dates: Any) -> tuple[datetime | None, datetime | None]:
+    """A picked date range as [start of the first day, start of the day after the last), in UTC."""
+    picked = [d for d in (dates if isinstance(dates, list | tuple) else [dates]) if isinstance(d, date)]
+    if not picked:
+        return None, None
+    since = datetime.combine(picked[0], time.min, tzinfo=UTC)
+    until = datetime.combine(picked[-1] + timedelta(days=1), time.min, tzinfo=UTC) if len(picked) > 1 else None
+    return since, until
+
+
+def current_page(query: SessionQuery) -> int:
+    """The page of the list being shown (0 = newest); back to the first page when the filters change."""
+    signature = query.model_dump_json()
+    if st.session_state.get("session_query") != signature:
+        st.session_state["session_query"] = signature
+        st.session_state["session_page"] = 0
+    return int(st.session_state.get("session_page", 0))
+
+
+def page_of(store: SessionStore, query: SessionQuery, page: int) -> tuple[list[Session], bool] | None:
+    """One page of matching sessions and whether older ones follow (None after an error, already shown)."""
+    paged = query.model_copy(update={"limit": PAGE_SIZE + 1, "offset": page * PAGE_SIZE})
+    sessions = attempt(store.list, paged)
+    if sessions is None:
+        return None
+    return sessions[:PAGE_SIZE], len(sessions) > PAGE_SIZE
+
+
+def pager(page: int, count: int, more: bool) -> None:
+    """Which sessions are listed, and buttons to the newer and older ones."""
+    first = page * PAGE_SIZE + 1
+    label, newer, older = st.columns([4, 1, 1], vertical_alignment="center")
+    label.caption(f"Sessions {first}–{first + count - 1}, newest first." if page or more
+                  else f"{count} session(s), newest first.")
+    if page or more:
+        newer.button("Newer", key="session_newer", disabled=not page, on_click=_turn, args=(-1,),
+                     icon=":material/chevron_left:", width="stretch")
+        older.button("Older", key="session_older", disabled=not more, on_click=_turn, args=(1,),
+                     icon=":material/chevron_right:", width="stretch")
+
+
+def _turn(step: int) -> None:
+    st.session_state["session_page"] = max(0, int(st.session_state.get("session_page", 0)) + step)
+    st.session_state.pop("session_open", None)  # open the newest session of the new page
 
 
 def session_table(sessions: list[Session]) -> Session:
     """The sessions as a table, and a picker for the one to open (the newest by default)."""
+    audiences = audience_labels()
     rows = [{"when": s.created_at.strftime("%Y-%m-%d %H:%M"), "type": TYPE_LABELS.get(s.type, s.type),
-             "title": s.title, "audience": s.audience or "", "rating": "★" * (s.rating or 0)} for s in sessions]
+             "title": s.title, "audience": audiences.get(s.audience or "", s.audience or ""),
+             "rating": "★" * (s.rating or 0)} for s in sessions]
     st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 250))
     by_id = {s.id: s for s in sessions}
     chosen = st.selectbox("Open a session", list(by_id), key="session_open",
@@ -55,6 +145,27 @@ def export_buttons(store: SessionStore, ids: list[str], key: str, label: str) ->
     if data is not None:
         json_col.download_button(f"{label} (JSON)", data, file_name="coach-sessions.json",
                                  mime="application/json", key=f"json-{key}", icon=":material/download:")
+
+
+def bulk_export(store: SessionStore, query: SessionQuery) -> None:
+    """Every session matching the filters as Markdown and JSON, built only when asked (it reads them all)."""
+    signature = query.model_dump_json()
+    prepared = st.session_state.get("session_export")
+    if prepared is None or prepared[0] != signature:
+        if not st.button("Prepare an export of all matching sessions", key="prepare_export",
+                         icon=":material/package_2:"):
+            return
+        markdown = attempt(store.export, query, "md")
+        data = attempt(store.export, query, "json") if markdown is not None else None
+        if markdown is None or data is None:
+            return
+        st.session_state["session_export"] = prepared = (signature, markdown, data)
+    _, markdown, data = prepared
+    md_col, json_col = st.columns(2)
+    md_col.download_button("Export all matching (Markdown)", markdown, file_name="coach-sessions.md",
+                           mime="text/markdown", key="md-all", icon=":material/download:")
+    json_col.download_button("Export all matching (JSON)", data, file_name="coach-sessions.json",
+                             mime="application/json", key="json-all", icon=":material/download:")
 
 
 def detail(settings: Settings, store: SessionStore, session: Session) -> None:
@@ -109,24 +220,34 @@ def _save_rating(store: SessionStore, session_id: str, key: str) -> None:
     attempt(store.set_rating, session_id, None if value is None else int(value) + 1)
 
 
-def progress_charts(stats: SessionStats) -> None:
-    """Scores before/after per week and the principles most often flagged."""
+def progress_charts(stats: SessionStats, principles: dict[str, str]) -> None:
+    """Scores before/after per week (reading grade, jargon) and the principles most often flagged."""
     weeks = [w for w in stats.weeks if w.rewrites]
     if not weeks:
         st.caption("Progress charts appear after your first rewrite.")
         return
-    grade, principles = st.columns(2)
+    labels = [f"{w.week_start:%d %b}" for w in weeks]
+    grade, jargon, flagged = st.columns(3, gap="large")
     with grade:
         st.markdown("**Reading grade per week** (lower reads easier)")
-        st.bar_chart({"week": [f"{w.week_start:%d %b}" for w in weeks],
-                      "draft": [w.fk_grade_before for w in weeks], "rewrite": [w.fk_grade_after for w in weeks]},
-                     x="week", y=["draft", "rewrite"], stack=False, height=220, color=["#9aa5b1", "#2e7d32"])
-    with principles:
+        weekly_chart(labels, [w.fk_grade_before for w in weeks], [w.fk_grade_after for w in weeks])
+    with jargon:
+        st.markdown("**Jargon terms per week** (fewer is better)")
+        weekly_chart(labels, [w.jargon_before for w in weeks], [w.jargon_after for w in weeks])
+    with flagged:
         st.markdown("**Principles most often flagged**")
         if stats.top_principles:
-            st.bar_chart({"principle": [p.principle for p in stats.top_principles],
+            st.bar_chart({"principle": [principles.get(p.principle, p.principle) for p in stats.top_principles],
                           "sessions": [p.sessions for p in stats.top_principles]},
-                         x="principle", y="sessions", horizontal=True, height=220)
+                         x="principle", y="sessions", horizontal=True, height=220, x_label="sessions", y_label="")
+        else:
+            st.caption("No principle flagged yet.")
+
+
+def weekly_chart(weeks: list[str], before: list[float | None], after: list[float | None]) -> None:
+    """Draft and rewrite averages side by side for each week."""
+    st.bar_chart({"week": weeks, "draft": before, "rewrite": after}, x="week", y=["draft", "rewrite"],
+                 stack=False, height=220, x_label="", y_label="", color=["#9aa5b1", "#2e7d32"])
 
 
 @guarded
@@ -135,18 +256,24 @@ def render() -> None:
     st.title("Sessions")
     settings = current_settings()
     store = session_store(settings)
+    principles = principle_names(settings)
+    progress = st.container()  # filled once the list has loaded, so a storage error is shown once
+    query = filters(principles)
+    page = current_page(query)
+    listed = page_of(store, query, page)
+    if listed is None:
+        return
+    sessions, more = listed
     stats = attempt(store.stats)
     if stats is not None:
-        with st.expander(f"Your progress · {stats.sessions} session(s)", expanded=bool(stats.sessions),
-                         icon=":material/trending_up:"):
-            progress_charts(stats)
-    query = filters()
-    sessions = attempt(store.list, query) or []
+        with progress.expander(f"Your progress · {stats.sessions} session(s)", expanded=bool(stats.sessions),
+                               icon=":material/trending_up:"):
+            progress_charts(stats, principles)
     if not sessions:
         st.info("No sessions yet. Rewrites and conversations are saved here automatically."
                 if query == SessionQuery() else "No session matches these filters.", icon=":material/inbox:")
         return
-    st.caption(f"{len(sessions)} session(s), newest first.")
+    pager(page, len(sessions), more)
     chosen = session_table(sessions)
-    export_buttons(store, [s.id for s in sessions], key="all", label="Export these")
+    bulk_export(store, query)
     detail(settings, store, chosen)

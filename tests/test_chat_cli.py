@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+import os
+import pty
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 import pytest
 
-from coach.chat import INSTRUCTIONS_REFUSAL, ChatService, load_conversation, word_runs
+from coach.chat import INSTRUCTIONS_REFUSAL, MAX_MESSAGE_TOKENS, ChatService, load_conversation, word_runs
 from coach.cli import chat_cmd, main
 from coach.config import load_settings
 from coach.index import Passage
@@ -128,3 +131,57 @@ def test_interactive_chat_is_saved_after_every_turn(fake: FakeChatModel, monkeyp
     assert len(saved) == 1 and saved[0].type == "chat"
     assert [m.content for m in saved[0].messages] == [lines[0], "Show what it achieves [1].", lines[1],
                                                       "Lead with risk and money."]
+
+
+@pytest.fixture
+def pipe_stdin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Makes stdin a real pipe holding some text (written at once, like a paste), its writing end closed."""
+    streams: list[TextIO] = []
+
+    def use(text: str) -> None:
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, text.encode())
+        os.close(write_fd)
+        streams.append(open(read_fd, encoding="utf-8"))  # noqa: SIM115 - closed after the test
+        monkeypatch.setattr("sys.stdin", streams[-1])
+
+    yield use
+    for stream in streams:
+        stream.close()
+
+
+def test_a_pasted_message_of_several_lines_is_one_turn(fake: FakeChatModel, pipe_stdin: Callable[[str], None],
+                                                       capsys: pytest.Capture) -> None:
+    paste = "Context: the COO thinks IT is a cost centre.\n\nThe CIO wants a cloud plan.\n/etc/hosts is not a command."
+    pipe_stdin(paste + "\n/save\nA second message.\n")
+    assert main(["chat"]) == 0
+    assert len(fake.calls) == 2  # the paste, then the message after the command
+    assert paste in str(fake.calls[0][0][-1].content)
+    assert "A second message." in str(fake.calls[1][0][-1].content)
+    assert "saved: " in capsys.readouterr().out  # the command after the paste ran on its own
+    saved = SessionStore(load_settings()).list()[0]
+    assert [m.content for m in saved.messages if m.role == "user"] == [paste, "A second message."]
+
+
+def test_a_huge_paste_is_refused_once_with_the_limit(fake: FakeChatModel, pipe_stdin: Callable[[str], None],
+                                                     capsys: pytest.Capture) -> None:
+    line = "Our ERP is old and the month-end close takes ten days every single month.\n"
+    pipe_stdin(line * 150 + "/quit\n")  # each line is small; the paste is over the limit
+    assert main(["chat"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"limit of {MAX_MESSAGE_TOKENS} tokens") == 1
+    assert fake.calls == []
+
+
+def test_a_paste_into_a_terminal_is_one_turn(fake: FakeChatModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    master, slave = pty.openpty()
+    os.write(master, b"First line of the paste.\nSecond line of the paste.\n/quit\n")
+    stream = open(slave, encoding="utf-8")  # noqa: SIM115 - closed below
+    monkeypatch.setattr("sys.stdin", stream)
+    try:
+        assert main(["chat"]) == 0
+    finally:
+        stream.close()
+        os.close(master)
+    assert len(fake.calls) == 1
+    assert "First line of the paste.\nSecond line of the paste." in str(fake.calls[0][0][-1].content)

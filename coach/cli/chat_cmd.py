@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import sys
 from typing import Any
 
@@ -23,7 +25,8 @@ HELP = """Commands:
   /debrief                      debrief the role-play so far
   /save                         show this conversation's session id (every turn is saved as you go)
   /quit                         leave
-Anything else is a message to the coach."""
+Anything else is a message to the coach. Paste a message of several lines whole: lines that arrive
+together are sent as one message."""
 
 
 def register(subparsers: Any) -> None:
@@ -150,12 +153,13 @@ def interactive(service: ChatService, conversation: Conversation) -> int:
     """Read messages and commands until /quit or end of input."""
     print("coach chat: type a message, or /help for commands.")
     state = {"conversation": conversation, "debriefed": False}
+    reader = MessageReader(sys.stdin)
     while True:
-        try:
-            line = input("\nyou> ").strip()
-        except EOFError:
+        message = reader.read("\nyou> ")
+        if message is None:  # end of input
             print()
             return 0
+        line = message.strip()
         if not line:
             continue  # an empty message: just ask again, no model call
         try:
@@ -166,6 +170,72 @@ def interactive(service: ChatService, conversation: Conversation) -> int:
             talk(service, state, line)
         except CoachError as exc:
             print(f"coach: {exc}", file=sys.stderr)
+
+
+COMMANDS = ("/roleplay", "/chat", "/debrief", "/save", "/quit", "/exit", "/q", "/help")
+PASTE_GAP_S = 0.05  # lines arriving closer together than this are one paste
+
+
+def is_command(line: str) -> bool:
+    """Whether a line is one of the slash commands (a pasted '/etc/hosts' is not)."""
+    return line.strip().split(" ", 1)[0] in COMMANDS
+
+
+class MessageReader:
+    """Reads the leader's input: a line, plus the lines already waiting behind it, as one message.
+
+    A paste arrives as many lines at once; ``input()`` would make each line a turn (a model call and a saved
+    turn each, and the size limit applied line by line). Lines that arrive within ``PASTE_GAP_S`` of each
+    other are one message instead; a slash command always stands alone. Without a file descriptor to poll
+    (a test's StringIO, or a platform without ``select`` on stdin) every line is a message, as before.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.fd = _pollable_fd(stream)
+        self.pending = b""
+        self.eof = False
+
+    def read(self, prompt: str) -> str | None:
+        """The next message or command, or None at the end of input."""
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        first = self._next_line(wait=None)
+        if first is None or is_command(first) or self.fd is None:
+            return first
+        lines = [first]
+        while (line := self._next_line(wait=PASTE_GAP_S)) is not None:
+            if is_command(line):  # a command typed or piped after the paste is read on its own
+                self.pending = line.encode("utf-8", "surrogateescape") + b"\n" + self.pending
+                break
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _next_line(self, wait: float | None) -> str | None:
+        """A complete line (``wait`` None: block for it; else give up after ``wait`` s with nothing new)."""
+        if self.fd is None:
+            line = self.stream.readline()
+            return line.rstrip("\r\n") if line else None
+        while b"\n" not in self.pending and not self.eof:
+            if not select.select([self.fd], [], [], wait)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            self.pending += chunk
+            self.eof = not chunk
+        if not self.pending:
+            return None
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "surrogateescape")  # bad bytes: refused by validate_message
+
+
+def _pollable_fd(stream: Any) -> int | None:
+    """The stream's file descriptor when ``select`` can poll it (POSIX), else None."""
+    if os.name != "posix":
+        return None
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 def handle_command(service: ChatService, state: dict[str, Any], line: str) -> str | None:

@@ -6,9 +6,12 @@ changed one has all its old chunks replaced, a removed one loses its chunks. Eve
 before the collection is touched, so a bad corpus file fails the build with nothing half-written.
 
 One writer at a time: a build holds ``data_dir/index.lock`` (``filelock``), waiting a bounded time for another
-writer and then raising ``IndexBusy``. Readers do not lock. The embedded ``PersistentClient`` lives under
-``data_dir/chroma``; with ``chroma_url`` set the same code talks to a Chroma server. Each embedding function
-gets its own collection, so switching to the fake embedder never mixes vectors of different models.
+writer and then raising ``IndexBusy``. Instances that share a Chroma server do not share that file, so when the
+sessions live in PostgreSQL a build also holds a PostgreSQL advisory lock: one writer across every instance.
+(With a Chroma server and SQLite sessions, only instances sharing a data dir are serialised.) Readers do not
+lock. The embedded ``PersistentClient`` lives under ``data_dir/chroma``; with ``chroma_url`` set the same code
+talks to a Chroma server. Each embedding function gets its own collection, so switching to the fake embedder
+never mixes vectors of different models.
 
 With a Chroma server several instances share one collection but not their data dirs, so a build never
 deletes an organisation document it cannot see on its own disk (another instance may have added it); such a
@@ -21,6 +24,7 @@ import contextlib
 import dataclasses
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,9 @@ Progress = Callable[[int, int], None]
 COLLECTION_PREFIX = "coach-corpus"
 ADD_BATCH = 32
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+LOCK_POLL_S = 0.2
+# Any constant shared by all coach processes (the migrations' lock is 7_316_614_401): one index writer.
+PG_INDEX_LOCK = 7_316_614_402
 _client_lock = threading.Lock()
 
 
@@ -66,6 +73,34 @@ def _reaching(settings: Settings) -> Iterator[None]:
         if not settings.chroma_url or "connect" not in str(exc).lower():
             raise
         raise _unreachable(settings) from None
+
+
+@contextlib.contextmanager
+def _team_writer(settings: Settings, timeout_s: float) -> Iterator[bool]:
+    """With a Chroma server and PostgreSQL sessions, hold the team-wide advisory lock; yields False on timeout.
+
+    Transaction-scoped (``pg_try_advisory_xact_lock``), like the migrations' lock: it goes with the
+    transaction, so a crashed writer never leaves it behind.
+    """
+    if not settings.chroma_url or settings.database_url is None:  # an embedded index is one data dir's
+        yield True
+        return
+    from sqlalchemy import text
+
+    from coach.sessions import open_database
+
+    database = open_database(settings)
+    if not database.is_postgres:
+        yield True
+        return
+    deadline = time.monotonic() + timeout_s
+    with database.engine.connect() as conn, conn.begin():
+        while not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PG_INDEX_LOCK}).scalar():
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(LOCK_POLL_S)
+        yield True
 
 
 class Passage(BaseModel):
@@ -234,12 +269,15 @@ class CorpusIndex:
         """Hold the writer lock (``data_dir/index.lock``) while the collection changes."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(self.settings.data_dir / "index.lock"), timeout=self.lock_timeout_s)
+        busy = IndexBusy(f"Another process has been {doing} for over {self.lock_timeout_s:.0f} s.",
+                         hint=f"Wait for it to finish and {then}.")
         try:
-            with lock, _reaching(self.settings):
+            with lock, _team_writer(self.settings, self.lock_timeout_s) as held, _reaching(self.settings):
+                if not held:
+                    raise busy
                 yield
         except filelock.Timeout:
-            raise IndexBusy(f"Another process has been {doing} for over {self.lock_timeout_s:.0f} s.",
-                            hint=f"Wait for it to finish and {then}.") from None
+            raise busy from None
 
     def _stored(self) -> dict[str, _StoredDocument]:
         """doc_id -> what the collection holds for it now."""

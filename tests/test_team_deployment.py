@@ -25,16 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import chromadb
 import pytest
+from chromadb.config import Settings as ChromaSettings
+from sqlalchemy import create_engine, text
 from test_retrieval_quality import CASES
 from test_sessions_support import PG_ENV, backend_database
 
 from coach.cli.doctor_cmd import diagnose
 from coach.config import load_settings
 from coach.corpus import add_user_document, remove_user_document
-from coach.errors import InputError, StorageError
+from coach.errors import IndexBusy, InputError, StorageError
 from coach.identity import SignInRequired, resolve_user
-from coach.index import CorpusIndex
+from coach.index import PG_INDEX_LOCK, CorpusIndex
 from coach.session_models import Session
 from coach.sessions import DraftStore, SessionStore
 
@@ -209,6 +212,53 @@ def test_organisation_documents_survive_a_build_on_an_instance_without_them(chro
     assert CorpusIndex(settings1).query("clinic scheduling system", doc_ids=[document.id]) == []
     with pytest.raises(InputError, match="no organisation document"):
         remove_user_document(settings2, document.id)
+
+
+@pytest.fixture
+def fresh_collection(chroma_url: str) -> Iterator[None]:
+    """The fake embedder's collection on the shared server, emptied before and after the test."""
+    host, port = chroma_url.rsplit("//", 1)[1].split(":")
+    client = chromadb.HttpClient(host=host, port=int(port), settings=ChromaSettings(anonymized_telemetry=False))
+
+    def drop() -> None:
+        if "coach-corpus-fake" in {collection.name for collection in client.list_collections()}:
+            client.delete_collection("coach-corpus-fake")
+
+    drop()
+    yield
+    drop()
+
+
+@pytest.mark.postgres
+def test_two_instances_building_at_once_take_turns(instances: tuple[Instance, Instance],
+                                                   fresh_collection: None) -> None:
+    # Each instance has its own data dir (so its own index.lock) and the same library, as two hosts would have.
+    for instance in instances:
+        settings = load_settings(data_dir=instance.env["COACH_DATA_DIR"])
+        for n in range(30):  # a bigger library makes the builds long enough to overlap
+            add_user_document(settings, f"Handbook {n}.md", "\n\n".join(
+                f"Section {n}.{i}: the service desk answers within {i + 2} hours and names an owner." * 6
+                for i in range(12)).encode())
+    reports = _both((instances[0], ["index", "--json"]), (instances[1], ["index", "--json"]))
+    assert sorted(r["added"] for r in reports) == [0, reports[0]["chunks"]]  # the second found it all done
+    assert reports[0]["chunks"] == reports[1]["chunks"] > 200
+    settings = load_settings(**{k: instances[0].env[v] for k, v in (("data_dir", "COACH_DATA_DIR"),
+                             ("chroma_url", "COACH_CHROMA_URL"), ("database_url", "COACH_DATABASE_URL"))})
+    assert CorpusIndex(settings).stats() == {"documents": 35, "chunks": reports[0]["chunks"]}
+
+
+@pytest.mark.postgres
+def test_a_build_waits_for_the_team_wide_writer_lock(chroma_url: str, database_url: str, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "app", chroma_url=chroma_url, database_url=database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn, conn.begin():  # another instance's build, as PostgreSQL sees it
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_INDEX_LOCK})
+            with pytest.raises(IndexBusy, match=r"Another process has been indexing the corpus"):
+                CorpusIndex(settings, lock_timeout_s=0.5).build()
+        assert CorpusIndex(settings, lock_timeout_s=5).build().chunks > 0  # free again once it commits
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app_support import (
     TIMEOUT_S,
+    DownModel,
     chart_rows,
     errors,
     markdown_text,
@@ -21,7 +22,7 @@ from test_app_support import (
 
 from coach import testing
 from coach.config import Settings, load_settings
-from coach.errors import ModelUnavailable, StorageError
+from coach.errors import StorageError
 from coach.identity import SignInRequired
 from coach.session_models import Message, Session
 from coach.sessions import SessionStore
@@ -30,13 +31,6 @@ from coach.sessions import SessionStore
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     use_fakes(monkeypatch)
-
-
-class DownModel(testing.FakeChatModel):
-    """A fake chat model whose server is unreachable."""
-
-    def _next_text(self, messages, kwargs):  # type: ignore[no-untyped-def]
-        raise ModelUnavailable("The model server cannot be reached.", hint="Start it, then try again.")
 
 
 def save_rewrite(title_draft: str = "Uptime was 99.9% in Q3.", **fields: Any) -> Session:

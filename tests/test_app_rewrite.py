@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_app_support import StubRewrite, errors, markdown_text, open_page, stub_result, use_fakes
+from test_app_support import DownModel, StubRewrite, errors, markdown_text, open_page, stub_result, use_fakes
 
+from coach import testing
 from coach.config import load_settings
+from coach.corpus import load_principles
 from coach.errors import ModelUnavailable
 from coach.rewrite_models import FactReport, Flag
 from coach.sessions import DraftStore, SessionStore
@@ -56,6 +58,36 @@ def test_rewrite_shows_diff_feedback_fact_lock_and_saves_the_session(monkeypatch
     assert at.code[0].value == stub_result(DRAFT).rewrite  # copyable plain text
     sessions = SessionStore(load_settings()).list()
     assert len(sessions) == 1 and sessions[0].draft == DRAFT
+
+
+def test_the_real_rewrite_service_on_the_fake_model_shows_cards_fact_lock_and_saves() -> None:
+    at = rewrite()  # no stub: coach.rewrite runs, with the fake chat model and the fake embedder
+    assert not at.exception and not errors(at), errors(at)
+    feedback, facts, scores = (t.label for t in at.tabs)
+    assert feedback.startswith("Feedback (") and feedback != "Feedback (0)"
+    assert facts == "Fact lock (3)" and scores == "Scores"
+    text = markdown_text(at)
+    names = {p.name for p in load_principles(load_settings())}
+    cards = [line.strip("*") for line in text.splitlines() if line.startswith("**") and line.endswith("**")]
+    assert cards and all(card.replace("\\", "") in names for card in cards)  # each card names a principle
+    assert text.count("**What changed:**") == len(cards) and text.count("**Why:**") == len(cards)
+    lock = at.dataframe[0].value
+    assert len(lock["fact"]) == 3 and "99.9%" in list(lock["fact"]) and set(lock["in the rewrite"]) == {"kept"}
+    sessions = SessionStore(load_settings()).list()
+    assert len(sessions) == 1 and sessions[0].draft == DRAFT and sessions[0].type == "rewrite"
+    assert sessions[0].result is not None and sessions[0].result["rewrite"] == at.code[0].value
+    assert sessions[0].principles  # the cards' principles are saved for the progress charts
+
+
+def test_the_real_rewrite_service_with_the_model_down_keeps_the_draft(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(testing, "FakeChatModel", DownModel)
+    at = rewrite()
+    assert not at.exception
+    assert errors(at) == ["The model server cannot be reached. Start it, then try again."]
+    assert at.text_area(key="draft_text").value == DRAFT
+    assert not at.tabs  # no half result
+    assert SessionStore(load_settings()).list() == []  # nothing half-saved
+    assert open_page("rewrite_page").run().text_area(key="draft_text").value == DRAFT  # and it survives a reload
 
 
 def test_missing_facts_and_review_required_cannot_be_overlooked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,10 @@
 """Support for the AppTest tests of the Streamlit pages (no tests here).
 
-Pages run on the scripted fake chat model (``COACH_BACKEND=fake``) and the fake embedder. Until every test
-can use the real rewrite service on the fake model, the Rewrite page's tests install ``StubRewrite`` as
+Pages run on the scripted fake chat model (``COACH_BACKEND=fake``) and the fake embedder. The Rewrite page is
+tested both ways: end to end through the real ``coach.rewrite`` service on the fake model, and, where a test
+needs a particular result (a missing fact, hostile model text, questions), with ``StubRewrite`` installed as
 ``coach.rewrite``: it honours the service's contract (signature, ``on_token`` streaming, saving through the
-store, ``CoachError`` on failure) and returns a result chosen by the test.
+store, ``CoachError`` on failure) and returns the result the test chose.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from coach.errors import InputError
+from coach import testing
+from coach.errors import InputError, ModelUnavailable
 from coach.rewrite_models import (
     FactReport,
     FeedbackItem,
@@ -30,6 +32,13 @@ from coach.rewrite_models import (
 from coach.session_models import Session
 
 TIMEOUT_S = 60
+
+
+class DownModel(testing.FakeChatModel):
+    """A fake chat model whose server is unreachable."""
+
+    def _next_text(self, messages, kwargs):  # type: ignore[no-untyped-def]
+        raise ModelUnavailable("The model server cannot be reached.", hint="Start it, then try again.")
 
 
 def page_script(module: str) -> None:

@@ -286,6 +286,25 @@ def test_add_and_remove_an_organisation_document() -> None:
     assert not (settings.user_docs_dir / "org-strategy.md").exists()
 
 
+def test_a_failed_remove_shows_its_error_and_keeps_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page("library_page").run()
+    at.file_uploader(key="library_upload").set_value(("strategy.md", b"Grow online sales by 20%.", "text/markdown"))
+    at.run()
+    at.button(key="library_add").click().run()
+    builds: list[object] = []
+    monkeypatch.setattr("coach.index.CorpusIndex.build", lambda *args, **kwargs: builds.append(args))
+
+    def read_only(settings: Settings, doc_id: str) -> None:
+        raise StorageError("The library folder is read-only.", hint="Check its permissions.")
+
+    monkeypatch.setattr("coach.ui.library_page.remove_user_document", read_only)
+    at.button(key="remove-org-strategy").click().run()
+    assert errors(at) == ["The library folder is read-only. Check its permissions."]
+    assert builds == []  # no reindex after a failed remove
+    assert (load_settings().user_docs_dir / "org-strategy.md").is_file()
+    assert any(b.key == "remove-org-strategy" for b in at.button)  # still listed
+
+
 def test_library_refuses_an_oversized_or_wrong_upload() -> None:
     at = open_page("library_page").run()
     at.file_uploader(key="library_upload").set_value(("big.txt", b"x" * (6 * 1024 * 1024), "text/plain")).run()

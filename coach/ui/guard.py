@@ -49,6 +49,16 @@ def attempt(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None
         return None
 
 
+def succeeded(call: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> bool:
+    """Run a service call that returns nothing useful; on a ``CoachError`` show it and return False."""
+    try:
+        call(*args, **kwargs)
+    except CoachError as error:
+        show_error(error)
+        return False
+    return True
+
+
 def guarded(render: Callable[[], None]) -> Callable[[], None]:
     """A page that shows service errors as messages and never a traceback."""
 

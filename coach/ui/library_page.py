@@ -13,7 +13,7 @@ from coach.config import Settings
 from coach.corpus import Document, add_user_document, load_documents, load_principles, remove_user_document
 from coach.documents import MAX_UPLOAD_BYTES, SUPPORTED_SUFFIXES
 from coach.ui.context import current_settings
-from coach.ui.guard import attempt, guarded
+from coach.ui.guard import attempt, guarded, succeeded
 from coach.ui.markdown import as_markdown, escape_markdown, one_line
 
 
@@ -89,8 +89,9 @@ def organisation(settings: Settings, documents: list[Document]) -> None:
                 text_col.caption(f"⚠ {one_line(warning, 200)}")
             with action.popover("Remove", icon=":material/delete:"):
                 st.write("Remove this document from the library?")
-                if st.button("Yes, remove it", type="primary", key=f"remove-{document.id}"):
-                    attempt(remove_user_document, settings, document.id)
+                # On failure the error stays on screen: no reindex, no rerun that would wipe it.
+                if st.button("Yes, remove it", type="primary", key=f"remove-{document.id}") and \
+                        succeeded(remove_user_document, settings, document.id):
                     reindex(settings, "Updating the index…")
                     st.rerun()
 

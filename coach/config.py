@@ -12,6 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -44,6 +45,16 @@ _USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/?#@]*@")
 def redact_url(url: str) -> str:
     """``url`` without its ``user:password@`` part: safe to print, log or report."""
     return _USERINFO.sub(r"\1", url)
+
+
+def _check_http_url(name: str, url: str | None) -> None:
+    """Refuse a server URL without an http(s) scheme or a host (it would fail later, far less clearly)."""
+    if url is None:
+        return
+    parsed = urlparse(str(url))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{name}={redact_url(url)!r} is not an http(s) URL with a host.",
+                          hint=f"Use e.g. {name}=http://localhost:11434/v1 (scheme, host, port and path).")
 
 
 def default_data_dir() -> Path:
@@ -144,6 +155,7 @@ def load_settings(secrets_path: Path | None = None, **explicit: Any) -> Settings
             "COACH_BACKEND=openai needs an API key.",
             hint="Set OPENAI_API_KEY, or unset COACH_BACKEND to use the embedded model.",
         )
+    _check_http_url("COACH_BASE_URL", values["base_url"])
     for field in ("corpus_dir", "prompts_dir"):
         if explicit.get(field):
             values[field] = Path(explicit[field])

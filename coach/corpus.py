@@ -129,7 +129,8 @@ def read_document(path: Path, origin: Origin = "essay") -> Document:
             "text": body, "path": path, "warnings": meta.get("warnings", []),
         })
     except ValidationError as exc:
-        raise CorpusError(f"Corpus file {path}: invalid front matter ({exc.errors()[0]['msg']}).") from None
+        raise CorpusError(f"Corpus file {path}: invalid front matter ({exc.errors()[0]['msg']}).",
+                          hint="Fix the TOML between the +++ lines (title, author, source, origin).") from None
 
 
 def load_documents(settings: Settings) -> list[Document]:
@@ -158,11 +159,15 @@ def load_principles(settings: Settings, documents: list[Document] | None = None)
     """The principle catalogue, checked: unique ids, known sources, quotes verbatim in their essay."""
     path = settings.corpus_dir / PRINCIPLES_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        principles = [Principle(**item) for item in data.get("principles", [])]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError, TypeError) as exc:
-        raise CorpusError(f"Cannot load the principle catalogue {path}: {exc}.",
-                          hint="Restore it from the repository (git checkout -- corpus).") from None
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("principles", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else " ".join(str(exc).split())
+        raise CorpusError(f"Cannot load the principle catalogue {path}: {reason}.",
+                          hint="Fix it, or restore it from the repository (git checkout -- corpus).") from None
+    if not isinstance(entries, list):
+        raise CorpusError(f"{path}: `principles` is not a list of [[principles]] tables.",
+                          hint="Restore it from the repository (git checkout -- corpus).")
+    principles = [_principle(path, number, entry) for number, entry in enumerate(entries, 1)]
     texts = {d.id: normalise_space(d.text) for d in (documents or load_documents(settings))}
     seen: set[str] = set()
     for principle in principles:
@@ -170,13 +175,26 @@ def load_principles(settings: Settings, documents: list[Document] | None = None)
             raise CorpusError(f"{path}: principle id {principle.id!r} appears twice.", hint="Make ids unique.")
         seen.add(principle.id)
         if principle.source not in texts:
-            raise CorpusError(f"{path}: principle {principle.id!r} cites unknown document {principle.source!r}.")
+            raise CorpusError(f"{path}: principle {principle.id!r} cites unknown document {principle.source!r}.",
+                              hint=f"Set its source to the id of an essay in {settings.corpus_dir}.")
         if normalise_space(principle.quote) not in texts[principle.source]:
             raise CorpusError(f"{path}: the quote of {principle.id!r} is not verbatim in {principle.source!r}.",
                               hint="Copy the passage exactly from the essay.")
     if not principles:
         raise CorpusError(f"{path} defines no principles.", hint="Restore it from the repository.")
     return principles
+
+
+def _principle(path: Path, number: int, entry: Any) -> Principle:
+    """One catalogue entry, validated; the error names the entry and its first problem on one line."""
+    try:
+        return Principle.model_validate(entry)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "entry"
+        name = f" ({entry['id']!r})" if isinstance(entry, dict) and isinstance(entry.get("id"), str) else ""
+        raise CorpusError(f"{path}: principle {number}{name}, {field}: {error['msg']}.",
+                          hint="Fix that entry (id, name, statement, look_for, source, quote).") from None
 
 
 # ---------------------------------------------------------------- chunking

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from openai_stub import OpenAIStub
+from openai_stub import OpenAIStub, status
 
 from coach import local_model
 from coach.cli import main
-from coach.errors import ModelFileError
+from coach.config import load_settings
+from coach.errors import ConfigError, ModelFileError
 
 SENTINEL_KEY = "sk-SENTINEL-doctor-0123456789"
 
@@ -99,3 +100,28 @@ def test_human_report_names_the_problem(capsys: pytest.CaptureFixture[str], monk
     code, out, err = run_doctor(capsys)
     assert code == 1 and "NOT OK" in out and "not writable" in out
     assert err.startswith("coach: The data folder") and "COACH_DATA_DIR" in err
+
+
+@pytest.mark.usefixtures("allow_stub_requests")
+def test_an_unknown_model_name_is_one_line_naming_the_setting(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              openai_stub: OpenAIStub) -> None:
+    openai_stub.enqueue(*[status(404)] * 3)
+    monkeypatch.setenv("COACH_BASE_URL", openai_stub.url)
+    monkeypatch.setenv("COACH_MODEL", "llama-9000")
+    code, out, err = run_doctor(capsys)
+    assert code == 1 and "NOT OK" in out
+    assert err == (f"coach: The model server at {openai_stub.url.split('//')[1].split('/')[0]} does not serve the "
+                   "model 'llama-9000' (HTTP 404). Set COACH_MODEL to a model that server has.\n")
+
+
+@pytest.mark.parametrize("url", ["localhost:11434/v1", "http:///v1", "ftp://models.example.com/v1"])
+def test_a_base_url_without_scheme_or_host_is_a_config_error_naming_it(
+        url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="COACH_BASE_URL"):
+        load_settings(base_url=url)
+    monkeypatch.setenv("COACH_BASE_URL", url)
+    code, out, err = run_doctor(capsys, "--json")
+    assert code == 2 and out == ""
+    assert err == (f"coach: COACH_BASE_URL={url!r} is not an http(s) URL with a host. Use e.g. "
+                   "COACH_BASE_URL=http://localhost:11434/v1 (scheme, host, port and path).\n")

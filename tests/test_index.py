@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -262,6 +264,62 @@ def test_cli_reports_a_bad_corpus_without_traceback(capsys: pytest.CaptureFixtur
     assert main(["index"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("coach: Corpus file") and "broken.md" in err and "Traceback" not in err
+
+
+def _index_cli(corpus: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`coach index` over this corpus folder: (exit code, stderr)."""
+    monkeypatch.setattr("coach.cli.index_cmd.load_settings", lambda: load_settings(corpus_dir=corpus))
+    code = main(["index"])
+    return code, capsys.readouterr().err
+
+
+def _one_line(err: str) -> str:
+    assert err.startswith("coach: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("how", ["directory", "no-permission"])
+def test_cli_reports_an_unreadable_corpus_file_in_one_line(how: str, settings: Settings, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    target = settings.corpus_dir / "notes.md"
+    if how == "directory":
+        target.mkdir()
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root reads a file whatever its mode")
+        target.write_text("Some notes.\n", encoding="utf-8")
+        target.chmod(0)
+    code, err = _index_cli(settings.corpus_dir, monkeypatch, capsys)
+    assert code == 1 and _one_line(err).startswith(f"coach: Cannot read corpus file {target}:")
+    assert "remove it from the corpus folder" in err
+    assert not (settings.data_dir / "chroma").exists() or CorpusIndex(settings).stats()["chunks"] == 0
+
+
+def test_cli_reports_an_empty_corpus_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _index_cli(empty, monkeypatch, capsys)
+    assert code == 1 and _one_line(err).startswith(f"coach: The corpus is empty: no .md files in {empty}.")
+    assert "Restore the corpus/ folder" in err
+
+
+@pytest.mark.parametrize(("change", "message", "hint"), [
+    (lambda t: t.replace('name = "', 'nome = "', 1), r"principle 1 \('[a-z-]+'\), name: Field required",
+     "Fix that entry"),
+    (lambda t: t.replace('source = "', 'source = "no-such-essay', 1), "cites unknown document", "Set its source"),
+    (lambda t: t + "\n[[principles]\n", "Cannot load the principle catalogue .*: .*line", "Fix it, or restore"),
+    (lambda t: "principles = [1]\n", r"principle 1, entry: Input should be a valid dictionary", "Fix that entry"),
+    (lambda t: 'principles = "none"\n', r"`principles` is not a list", "Restore it"),
+], ids=["missing-field", "unknown-essay", "bad-toml", "not-a-table", "not-a-list"])
+def test_cli_reports_a_bad_principle_catalogue_in_one_line_with_a_hint(
+        change: Any, message: str, hint: str, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    catalogue = settings.corpus_dir / "principles.toml"
+    catalogue.write_text(change(catalogue.read_text(encoding="utf-8")), encoding="utf-8")
+    code, err = _index_cli(settings.corpus_dir, monkeypatch, capsys)
+    assert code == 1 and re.search(message, _one_line(err)) and hint in err
 
 
 def test_hash_embedding_is_deterministic_and_normalised() -> None:

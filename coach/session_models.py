@@ -6,8 +6,8 @@ kept as the dict the pipeline produced (the pipeline owns its shape); only the p
 (``rewrite``, ``feedback[].principle_id``, ``scores``) are checked, so a new result field never makes old
 sessions unreadable and an export re-imports exactly.
 
-Ratings are 1-5 stars (``None`` when unrated): finer than thumbs, and what ``st.feedback("stars")`` gives
-(its 0-4 value plus one).
+Ratings are 1-5 (``None`` when unrated). The app asks thumbs up or down and stores them as 5 and 1
+(``coach.ui.result_view.thumbs``); ratings of 2-4 given with stars by earlier versions stay valid.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def test_sessions_list_detail_rating_notes_and_export() -> None:
     assert not at.exception and not errors(at)
     assert at.selectbox(key="session_open").value == saved.id
     assert "Unscheduled downtime" in markdown_text(at)  # the same result views as the Rewrite page
-    at.feedback(key=f"session-stars-{saved.id}").set_value(4).run()
+    at.feedback(key=f"session-thumbs-{saved.id}").set_value(1).run()
     at.text_area(key=f"notes-{saved.id}").input("Sent to the CFO on Monday.")
     at.button(key=f"save-notes-{saved.id}").click().run()
     stored = SessionStore(load_settings()).get(saved.id)
@@ -170,6 +170,19 @@ def test_the_export_of_every_matching_session_is_built_only_when_asked(monkeypat
     at.run()  # a rerun does not build it again
     bulk = [e for e in exports if not isinstance(e, list)]
     assert len(bulk) == 2 and all(getattr(q, "search", None) == "friday" for q in bulk)  # Markdown and JSON once
+
+
+@pytest.mark.parametrize(("stored", "thumb", "listed"), [(5, 1, "helpful"), (4, 1, "helpful"), (3, None, "3/5"),
+                                                         (2, 0, "not helpful"), (None, None, "")])
+def test_a_stored_rating_shows_as_thumbs(stored: int | None, thumb: int | None, listed: str) -> None:
+    saved = save_rewrite(rating=stored)  # 2-4 were given with stars by earlier versions
+    at = open_page("sessions_page").run()
+    assert at.feedback(key=f"session-thumbs-{saved.id}").value == thumb
+    assert list(at.dataframe[0].value["rating"]) == [listed]
+    flipped = 0 if thumb else 1
+    at.feedback(key=f"session-thumbs-{saved.id}").set_value(flipped).run()
+    stored_now = SessionStore(load_settings()).get(saved.id)
+    assert stored_now is not None and stored_now.rating == (5 if flipped else 1)
 
 
 def test_sessions_search_filters_and_empty_states() -> None:

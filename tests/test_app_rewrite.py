@@ -137,11 +137,16 @@ def test_answering_the_coach_questions_reruns_with_the_answers(monkeypatch: pyte
     assert stub.requests[1].draft == DRAFT
 
 
-def test_stars_are_saved_to_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_thumbs_are_saved_to_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
     StubRewrite().install(monkeypatch)
     at = rewrite()
-    at.feedback[0].set_value(3).run()
-    assert SessionStore(load_settings()).list()[0].rating == 4
+    assert at.feedback[0].proto.type == at.feedback[0].proto.THUMBS  # thumbs, as the issue asks
+    at.feedback[0].set_value(1).run()
+    assert SessionStore(load_settings()).list()[0].rating == 5  # thumbs up
+    at.feedback[0].set_value(0).run()
+    assert SessionStore(load_settings()).list()[0].rating == 1  # thumbs down
+    at.feedback[0].set_value(None).run()
+    assert SessionStore(load_settings()).list()[0].rating is None  # taken back
 
 
 def test_upload_fills_the_editor_and_an_oversized_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,9 +7,12 @@ needs review) comes before the rewrite itself, in red or amber, so it cannot be 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from coach.rewrite_models import AUDIENCES, KINDS, FeedbackItem, RewriteResult, Scores
+from coach.session_models import RATING_MAX, RATING_MIN
 from coach.ui.markdown import as_markdown, escape_markdown, highlighted, one_line, word_diff
 
 SCORE_LABELS = {
@@ -19,6 +22,39 @@ SCORE_LABELS = {
     "undefined_acronyms": ("Undefined acronyms", "inverse"),
     "accountability": ("Owners & dates", "normal"),
 }
+
+# A rating is stored as 1-5 (``Session.rating``); the app asks thumbs up or down, stored as 5 or 1, so the
+# ratings given with stars by earlier versions stay valid and show as the thumb they lean to (3: neither).
+THUMB_RATINGS = (RATING_MIN, RATING_MAX)  # st.feedback("thumbs") gives 0 for down, 1 for up
+
+
+def thumb_of(rating: int | None) -> int | None:
+    """The thumb a stored rating shows as: 4-5 up (1), 1-2 down (0), 3 or unrated neither."""
+    if rating is None or rating * 2 == RATING_MIN + RATING_MAX:
+        return None
+    return 1 if rating * 2 > RATING_MIN + RATING_MAX else 0
+
+
+def rating_of(thumb: int | None) -> int | None:
+    """The stored rating for a thumb (None clears it)."""
+    return None if thumb is None else THUMB_RATINGS[thumb]
+
+
+def rating_label(rating: int | None) -> str:
+    """A stored rating in words, for lists."""
+    thumb = thumb_of(rating)
+    if thumb is None:
+        return "" if rating is None else f"{rating}/{RATING_MAX}"
+    return "helpful" if thumb else "not helpful"
+
+
+def thumbs(key: str, rating: int | None, save: Callable[[int | None], object]) -> None:
+    """Thumbs up/down showing ``rating``; a click saves the matching stored rating through ``save``."""
+
+    def changed() -> None:
+        save(rating_of(st.session_state.get(key)))
+
+    st.feedback("thumbs", key=key, default=thumb_of(rating), on_change=changed)
 
 
 def render_result(result: RewriteResult, draft: str, key: str) -> None:

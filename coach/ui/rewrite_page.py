@@ -21,7 +21,7 @@ from coach.ui.context import current_settings, draft_store, prepare_index, prepa
 from coach.ui.draft_files import DRAFT_SUFFIXES, draft_from_file
 from coach.ui.guard import attempt, error_markdown, guarded, show_error
 from coach.ui.markdown import as_markdown, one_line
-from coach.ui.result_view import render_result
+from coach.ui.result_view import render_result, thumbs
 
 DRAFT_KEY = "rewrite"  # the DraftStore key
 STREAM_REFRESH_S = 0.15  # redraw the streamed text at most this often: each redraw is a websocket message
@@ -174,18 +174,13 @@ def questions_form(settings: Settings, result: RewriteResult) -> None:
 
 
 def rating(settings: Settings, result: RewriteResult) -> None:
-    """Stars for this rewrite, saved to its session."""
-    if not result.session_id:
+    """Thumbs up or down for this rewrite, saved to its session."""
+    session_id = result.session_id
+    if not session_id:
         return
-    st.caption("How useful was this rewrite? (saved to the session)")
-    key = f"stars-{result.session_id}"
-    st.feedback("stars", key=key, on_change=save_rating, args=(settings, result.session_id, key))
-
-
-def save_rating(settings: Settings, session_id: str, key: str) -> None:
-    """Store a star rating (the widget gives 0-4)."""
-    value = st.session_state.get(key)
-    attempt(session_store(settings).set_rating, session_id, None if value is None else int(value) + 1)
+    st.caption("Was this rewrite useful? Your answer is saved with the session.")
+    thumbs(f"thumbs-{session_id}", None,
+           lambda value: attempt(session_store(settings).set_rating, session_id, value))
 
 
 @guarded

@@ -23,7 +23,7 @@ from coach.sessions import SessionStore
 from coach.ui.context import current_settings, session_store
 from coach.ui.guard import attempt, guarded
 from coach.ui.markdown import as_markdown, one_line
-from coach.ui.result_view import render_result
+from coach.ui.result_view import rating_label, render_result, thumbs
 
 TYPE_LABELS = {"rewrite": "Rewrite", "chat": "Chat", "roleplay": "Role-play"}
 ANY = "any"
@@ -125,7 +125,7 @@ def session_table(sessions: list[Session]) -> Session:
     audiences = audience_labels()
     rows = [{"when": s.created_at.strftime("%Y-%m-%d %H:%M"), "type": TYPE_LABELS.get(s.type, s.type),
              "title": s.title, "audience": audiences.get(s.audience or "", s.audience or ""),
-             "rating": "★" * (s.rating or 0)} for s in sessions]
+             "rating": rating_label(s.rating)} for s in sessions]
     st.dataframe(rows, hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 250))
     by_id = {s.id: s for s in sessions}
     chosen = st.selectbox("Open a session", list(by_id), key="session_open",
@@ -197,10 +197,8 @@ def content(session: Session) -> None:
 
 def manage(store: SessionStore, session: Session) -> None:
     """Rating, notes, export, delete with confirmation."""
-    stars_key = f"session-stars-{session.id}"
-    if stars_key not in st.session_state and session.rating:
-        st.session_state[stars_key] = session.rating - 1
-    st.feedback("stars", key=stars_key, on_change=_save_rating, args=(store, session.id, stars_key))
+    thumbs(f"session-thumbs-{session.id}", session.rating,
+           lambda value: attempt(store.set_rating, session.id, value))
     notes = st.text_area("Notes", value=session.notes, key=f"notes-{session.id}", height=80)
     if st.button("Save notes", key=f"save-notes-{session.id}", icon=":material/save:") and \
             attempt(store.set_notes, session.id, notes) is not None:
@@ -213,11 +211,6 @@ def manage(store: SessionStore, session: Session) -> None:
             st.session_state.pop("session_open", None)
             st.toast("Session deleted.")
             st.rerun()
-
-
-def _save_rating(store: SessionStore, session_id: str, key: str) -> None:
-    value = st.session_state.get(key)
-    attempt(store.set_rating, session_id, None if value is None else int(value) + 1)
 
 
 def progress_charts(stats: SessionStats, principles: dict[str, str]) -> None:

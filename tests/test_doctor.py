@@ -125,3 +125,25 @@ def test_a_base_url_without_scheme_or_host_is_a_config_error_naming_it(
     assert code == 2 and out == ""
     assert err == (f"coach: COACH_BASE_URL={url!r} is not an http(s) URL with a host. Use e.g. "
                    "COACH_BASE_URL=http://localhost:11434/v1 (scheme, host, port and path).\n")
+
+
+@pytest.mark.usefixtures("allow_stub_requests")
+@pytest.mark.parametrize("flags", [(), ("--json",)])
+def test_server_urls_are_reported_without_their_user_and_password(
+        flags: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as model_sock, socket.socket() as chroma_sock:
+        model_sock.bind(("127.0.0.1", 0))
+        chroma_sock.bind(("127.0.0.1", 0))
+        model_port, chroma_port = model_sock.getsockname()[1], chroma_sock.getsockname()[1]
+    monkeypatch.setenv("COACH_BASE_URL", f"http://vllm-user:PA55-model@127.0.0.1:{model_port}/v1")
+    monkeypatch.setenv("COACH_CHROMA_URL", f"http://chroma-admin:PA55-chroma@127.0.0.1:{chroma_port}")
+    monkeypatch.setenv("COACH_MODEL", "llama3")
+    monkeypatch.setenv("COACH_MAX_RETRIES", "0")
+    code, out, err = run_doctor(capsys, *flags)
+    assert code == 1
+    for secret in ("PA55", "vllm-user", "chroma-admin"):
+        assert secret not in out + err
+    assert f"http://127.0.0.1:{model_port}/v1" in out and f"http://127.0.0.1:{chroma_port}" in out
+    if flags:
+        report = json.loads(out)
+        assert report["chroma"] == {"url": f"http://127.0.0.1:{chroma_port}", "ok": False}

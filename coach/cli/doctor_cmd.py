@@ -1,7 +1,8 @@
 """`coach doctor`: check the data dir, the corpus index and the chat model (with a one-token completion).
 
 Each check records a problem instead of stopping, so one run shows everything that is wrong; the first
-problem is the one-line reason and the exit code is 1. Nothing printed ever contains a key.
+problem is the one-line reason and the exit code is 1. Nothing printed ever contains a key, and server URLs are
+shown without their ``user:password@`` part.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import sys
 import tempfile
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
-from coach.config import Settings, load_settings
+from coach.config import Settings, load_settings, redact_url
 from coach.errors import CoachError, ModelOutputError
 
 
@@ -60,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 def diagnose(settings: Settings) -> DoctorReport:
     """Run every check and collect the results."""
+    base_url = redact_url(settings.base_url) if settings.base_url and settings.backend == "compatible" else None
     report = DoctorReport(backend=settings.backend, model=settings.model_label, data_dir=str(settings.data_dir),
-                          base_url=settings.base_url if settings.backend == "compatible" else None)
+                          base_url=base_url)
     _check_data_dir(settings, report)
     _check_chroma(settings, report)
     _check_database(settings, report)
@@ -70,8 +73,18 @@ def diagnose(settings: Settings) -> DoctorReport:
         _check_model_file(settings, report)
     if report.model_file_verified is not False:  # no point loading a model file that failed
         _check_model(settings, report)
+    report.problems = [_without_userinfo(problem, settings) for problem in report.problems]
     report.ok = not report.problems
     return report
+
+
+def _without_userinfo(message: str, settings: Settings) -> str:
+    """``message`` without the ``user:password@`` of any configured server URL, whichever module wrote it."""
+    for url in (settings.base_url, settings.chroma_url):
+        userinfo = urlparse(url).netloc.rpartition("@")[0] if url else ""
+        if userinfo:
+            message = message.replace(f"{userinfo}@", "")
+    return message
 
 
 def _check_data_dir(settings: Settings, report: DoctorReport) -> None:
@@ -88,7 +101,8 @@ def _check_chroma(settings: Settings, report: DoctorReport) -> None:
     """Heartbeat the Chroma server (embedded index: nothing to reach)."""
     if not settings.chroma_url:
         return
-    report.chroma = {"url": settings.chroma_url, "ok": False}
+    url = redact_url(settings.chroma_url)
+    report.chroma = {"url": url, "ok": False}
     try:
         from coach.index import _client  # the one place that turns COACH_CHROMA_URL into a client
 
@@ -97,7 +111,7 @@ def _check_chroma(settings: Settings, report: DoctorReport) -> None:
     except CoachError as exc:
         report.problems.append(str(exc))
     except Exception as exc:  # the doctor must report, not crash
-        report.problems.append(f"The Chroma server at {settings.chroma_url} cannot be reached ({type(exc).__name__}); "
+        report.problems.append(f"The Chroma server at {url} cannot be reached ({type(exc).__name__}); "
                                "start it (`chroma run`) or fix COACH_CHROMA_URL.")
 
 
@@ -158,7 +172,7 @@ def _check_model(settings: Settings, report: DoctorReport) -> None:
         handle = open_chat_model(settings)
         report.model = handle.profile.name
         if settings.backend in ("local", "openai"):
-            report.base_url = handle.base_url
+            report.base_url = redact_url(handle.base_url or "") or None
         started = time.perf_counter()
         # One token may be whitespace (an "empty" answer): the model still answered, which is all a ping checks.
         with contextlib.suppress(ModelOutputError):

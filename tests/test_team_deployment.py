@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -320,6 +321,17 @@ def test_oidc_sign_in_wins_and_is_required_once_configured() -> None:
     for signed_out in ({"is_logged_in": False}, {"is_logged_in": True}):
         with pytest.raises(SignInRequired):
             resolve_user(settings, signed_out, ["bob"])
+
+
+def test_the_team_extra_pins_an_authlib_that_st_login_accepts() -> None:
+    from streamlit.auth_util import is_authlib_installed
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    pin = next(spec for spec in extras["team"] if spec.lower().startswith("authlib=="))
+    assert pin in (REPO / "requirements.lock").read_text(encoding="utf-8").splitlines()
+    import authlib  # scripts/test installs the team extra
+
+    assert authlib.__version__ == pin.split("==")[1] and is_authlib_installed()
 
 
 def test_cli_user_comes_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:

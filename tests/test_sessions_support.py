@@ -2,6 +2,8 @@
 
 The PostgreSQL variant needs ``COACH_TEST_DATABASE_URL`` (``scripts/postgres.sh`` prints one). Each test
 gets its own schema, selected through the connection's ``search_path``, and the schema is dropped after.
+Without a server those tests skip, unless ``COACH_REQUIRE_POSTGRES`` is set (``scripts/test`` sets it in CI):
+then a missing PostgreSQL or Chroma server fails them, so CI cannot pass without having run them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -22,18 +24,36 @@ from coach.sessions import close_databases
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ENV = "COACH_TEST_DATABASE_URL"
+REQUIRE_ENV = "COACH_REQUIRE_POSTGRES"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 
 
+def server_unavailable(reason: str) -> NoReturn:
+    """Skip a test that needs a server which is not there; fail it instead when servers are required (CI)."""
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{reason} ({REQUIRE_ENV} is set: the server tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 def pg_base_url() -> str:
     """The test server's URL, or a skip that says how to get one."""
     url = os.environ.get(PG_ENV)
     if not url:
-        pytest.skip(f"{PG_ENV} is not set: start a server with `scripts/postgres.sh` and export its URL")
+        server_unavailable(f"{PG_ENV} is not set: start a server with `scripts/postgres.sh` and export its URL")
     return url
+
+
+def test_a_missing_server_skips_unless_servers_are_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PG_ENV, raising=False)
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=PG_ENV):
+        pg_base_url()
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_ENV} is set"):
+        pg_base_url()
 
 
 @contextmanager

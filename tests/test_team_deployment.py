@@ -3,7 +3,8 @@
 The servers are started once per test session by the project's own scripts (``scripts/chroma.sh``,
 ``scripts/postgres.sh``), each in a private directory so a developer's servers and parallel runs are left
 alone, and stopped afterwards. ``COACH_TEST_DATABASE_URL`` (set by ``scripts/test``) is reused instead of
-starting a second cluster. A server that cannot be started skips the tests that need it, saying why.
+starting a second cluster. A server that cannot be started skips the tests that need it, saying why (fails
+them when ``COACH_REQUIRE_POSTGRES`` is set, as ``scripts/test`` does in CI).
 
 The "app instances" are `coach` processes with their own data dirs (nothing shared but the two servers, as on
 two hosts), on the fake chat model and fake embedder. Each test gets its own PostgreSQL schema.
@@ -31,7 +32,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from sqlalchemy import create_engine, text
 from test_retrieval_quality import CASES
-from test_sessions_support import PG_ENV, backend_database
+from test_sessions_support import PG_ENV, backend_database, server_unavailable
 
 from coach.cli.doctor_cmd import diagnose
 from coach.config import load_settings
@@ -55,13 +56,13 @@ def _script(name: str, action: str, env: dict[str, str]) -> subprocess.Completed
 
 
 def _start(name: str, env: dict[str, str]) -> str:
-    """Start a server with its script and return the URL it prints; skip with the script's reason."""
+    """Start a server with its script and return the URL it prints; skip (or fail) with the script's reason."""
     try:
         done = _script(name, "start", env)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"scripts/{name} could not start a server: {exc}")
+        server_unavailable(f"scripts/{name} could not start a server: {exc}")
     if done.returncode != 0 or not done.stdout.strip():
-        pytest.skip(f"scripts/{name} could not start a server: {done.stderr.strip()[-400:]}")
+        server_unavailable(f"scripts/{name} could not start a server: {done.stderr.strip()[-400:]}")
     return done.stdout.strip().splitlines()[-1]
 
 

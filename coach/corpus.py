@@ -284,15 +284,33 @@ def _toml_string(value: str) -> str:
 
 
 def add_user_document(settings: Settings, filename: str, data: bytes) -> Document:
-    """Store an uploaded document (text extracted, hidden text stripped) as organisation corpus; re-index after."""
+    """Store an uploaded document (text extracted, hidden text stripped) as organisation corpus; re-index after.
+
+    Uploading a file of the same name again replaces the earlier upload. A different file whose name gives the
+    same id (``strategy.pdf`` next to ``strategy.md``) is refused rather than silently replacing the other one.
+    """
     extracted = extract_text(filename, data)
     doc_id = "org-" + _slug(Path(filename).stem)
+    _refuse_a_different_file_with_the_same_id(settings, doc_id, Path(filename).name)
     lines = ["+++", f"id = {_toml_string(doc_id)}", f"title = {_toml_string(Path(filename).stem)}",
              f"source = {_toml_string(Path(filename).name)}", 'origin = "organisation"',
              "warnings = [" + ", ".join(_toml_string(w) for w in extracted.warnings) + "]", "+++", "", ""]
     target = settings.user_docs_dir / f"{doc_id}.md"
     _write_atomically(target, "\n".join(lines) + extracted.text)
     return read_document(target, "organisation")
+
+
+def _refuse_a_different_file_with_the_same_id(settings: Settings, doc_id: str, source: str) -> None:
+    target = settings.user_docs_dir / f"{doc_id}.md"
+    if not target.is_file():
+        return
+    try:
+        existing = read_document(target, "organisation").source
+    except CorpusError:  # an unreadable earlier copy: replacing it is the fix
+        return
+    if existing != source:
+        raise InputError(f"The library already has {existing!r} as document {doc_id!r}; {source!r} would replace it.",
+                         hint=f"Rename {source!r} before adding it, or remove {existing!r} from the library first.")
 
 
 def _write_atomically(target: Path, text: str) -> None:

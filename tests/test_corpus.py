@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_documents import _pdf as pdf_bytes
 
 from coach.config import PROJECT_ROOT, load_settings
 from coach.corpus import (
@@ -171,3 +172,17 @@ def test_user_document_title_with_quotes_is_stored_safely() -> None:
     settings = load_settings()
     document = add_user_document(settings, 'The "real" plan\\2026.txt', b"Plan text.")
     assert document.title == 'The "real" plan\\2026'
+
+
+def test_a_different_file_with_the_same_id_is_refused_and_the_same_file_replaces() -> None:
+    settings = load_settings()
+    first = add_user_document(settings, "strategy.md", b"Open every clinic on time.")
+    refused = r"already has 'strategy\.md' as document 'org-strategy'.*Rename 'strategy\.pdf'"
+    with pytest.raises(InputError, match=refused):
+        add_user_document(settings, "strategy.pdf", pdf_bytes("A different plan."))
+    with pytest.raises(InputError, match=r"already has 'strategy\.md'"):
+        add_user_document(settings, "Strategy.md", b"Another different plan.")
+    assert read_document(first.path).text.strip() == "Open every clinic on time."  # untouched
+    updated = add_user_document(settings, "strategy.md", b"Open every clinic on time, and report weekly.")
+    assert updated.id == first.id and "report weekly" in updated.text
+    assert [d.id for d in load_documents(settings) if d.origin == "organisation"] == ["org-strategy"]

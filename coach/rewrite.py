@@ -23,7 +23,7 @@ from coach.analysis import analyse, count_jargon, sentences
 from coach.cleanup import clean_draft
 from coach.config import Settings
 from coach.corpus import load_documents, load_principles
-from coach.errors import InputError, InputTooLarge
+from coach.errors import CoachError, InputError, InputTooLarge
 from coach.facts import invented_figures
 from coach.feedback import FeedbackContext, build_feedback
 from coach.metrics import translate
@@ -191,8 +191,11 @@ def _claims(draft: str, rewrite: str) -> list[Flag]:
             for sentence, words in unsupported_claims(reference, rewrite)]
 
 
-def _retrieve(settings: Settings, draft: str) -> tuple[list[IndexPassage], float]:
+def _retrieve(settings: Settings, draft: str) -> tuple[list[IndexPassage], float, list[Flag]]:
+    """Passages for the draft's opening; a failure does not stop the rewrite but is said (a Chroma server that
+    is down must not pass unnoticed)."""
     started = time.perf_counter()
+    flags: list[Flag] = []
     try:
         from coach.index import open_index
 
@@ -200,8 +203,11 @@ def _retrieve(settings: Settings, draft: str) -> tuple[list[IndexPassage], float
         passages = open_index(settings).query(opening[0] if opening else draft, k=4)
     except Exception as exc:  # retrieval only adds organisation guidance; a rewrite must not fail on it
         log.warning("retrieval failed: %s", type(exc).__name__)
+        reason = str(exc) if isinstance(exc, CoachError) else type(exc).__name__
+        flags.append(Flag(kind="retrieval", message="Your organisation's documents were not searched for this "
+                                                    f"draft, so the feedback draws on the essays only: {reason}"))
         passages = []
-    return passages, (time.perf_counter() - started) * 1000
+    return passages, (time.perf_counter() - started) * 1000, flags
 
 
 def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: TokenSink | None = None,
@@ -216,7 +222,7 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     # Figures first, word statements ("no downtime") last; the draft is scanned once.
     facts = [f.text for f in sorted(facts_of(cleaned), key=lambda f: f.kind == "statement")]
     translations, questions = translate(draft, request.supplied_facts)
-    passages, retrieval_ms = _retrieve(settings, draft)
+    passages, retrieval_ms, retrieval_flags = _retrieve(settings, draft)
     handle = handle or open_chat_model(settings)
     _progress(on_progress, "writing")
     rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
@@ -229,6 +235,7 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     report, fact_flags = _verify(draft, rewrite, facts, request.supplied_facts, translations)
     result = _assemble(settings, request, kind, draft, rewrite, report, [*fact_flags, *fallback_flags, *flags],
                        translations, questions, passages, handle, strategy)
+    result.flags += retrieval_flags  # said, but not a reason to review the rewrite's text
     if placeholders is not None:
         result.kept_sentences = [placeholders.restore(k) for k in strategy.kept]
         result.sentences = strategy.sentences

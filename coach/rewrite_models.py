@@ -107,7 +107,8 @@ class MetricTranslation(BaseModel):
 class Flag(BaseModel):
     """Something in the rewrite a person must check before sending it."""
 
-    kind: Literal["missing_fact", "added_figure", "attribution", "unsupported_claim", "copied", "fallback", "model"]
+    kind: Literal["missing_fact", "added_figure", "attribution", "unsupported_claim", "copied", "fallback", "model",
+                  "retrieval"]  # retrieval: the documents could not be searched (not about the rewrite's text)
     message: str
     excerpt: str = ""
 

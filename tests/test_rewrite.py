@@ -455,3 +455,21 @@ def test_answers_that_slid_by_one_sentence_are_matched_to_the_sentence_they_say(
     # there on a guess: that sentence is asked for again, with the skipped one.
     assert draft_lines(fake.calls[1][0]) == ["Root cause: a certificate on the load balancer expired.",
                                              "Added expiry monitoring."]
+
+
+def test_a_search_that_fails_is_said_and_the_rewrite_still_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Chroma server that is down must not pass unnoticed, nor stop the rewrite."""
+    import coach.index
+    from coach.errors import CoachError
+
+    def down(settings: object) -> object:
+        raise CoachError("Cannot reach the Chroma server at http://127.0.0.1:9. Start it (chroma run) or fix "
+                         "COACH_CHROMA_URL.")
+
+    monkeypatch.setattr(coach.index, "open_index", down)
+    handle, _ = small_handle(good_reply, good_reply)
+    result = run(handle)
+    assert "The order system was down on March 3, 2026" in result.rewrite
+    [flag] = [f for f in result.flags if f.kind == "retrieval"]
+    assert "Cannot reach the Chroma server" in flag.message and "organisation's documents" in flag.message
+    assert len(result.feedback) >= 2  # the essays still back the feedback

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_app_support import DownModel, StubRewrite, errors, markdown_text, open_page, stub_result, use_fakes
+from test_app_support import (
+    DownModel,
+    StubRewrite,
+    chart_rows,
+    errors,
+    markdown_text,
+    open_page,
+    stub_result,
+    use_fakes,
+)
 
 from coach import testing
 from coach.config import load_settings
@@ -68,7 +77,8 @@ def test_the_real_rewrite_service_on_the_fake_model_shows_cards_fact_lock_and_sa
     assert facts == "Fact lock (3)" and scores == "Scores"
     text = markdown_text(at)
     names = {p.name for p in load_principles(load_settings())}
-    cards = [line.strip("*") for line in text.splitlines() if line.startswith("**") and line.endswith("**")]
+    feedback_text = "\n".join(str(m.value) for m in at.tabs[0].markdown)
+    cards = [line.strip("*") for line in feedback_text.splitlines() if line.startswith("**") and line.endswith("**")]
     assert cards and all(card.replace("\\", "") in names for card in cards)  # each card names a principle
     assert text.count("**What changed:**") == len(cards) and text.count("**Why:**") == len(cards)
     lock = at.dataframe[0].value
@@ -88,6 +98,14 @@ def test_the_real_rewrite_service_with_the_model_down_keeps_the_draft(monkeypatc
     assert not at.tabs  # no half result
     assert SessionStore(load_settings()).list() == []  # nothing half-saved
     assert open_page("rewrite_page").run().text_area(key="draft_text").value == DRAFT  # and it survives a reload
+
+
+def test_reading_ease_is_charted_apart_from_the_grade_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    StubRewrite().install(monkeypatch)
+    at = rewrite()
+    ease, counts = ({row["score"] for row in rows} for rows in chart_rows(at))
+    assert ease == {"Reading ease"}  # 0-100: on its own axis
+    assert counts == {"Grade", "Jargon", "Acronyms", "Owners & dates"}  # a few units each: short labels
 
 
 def test_missing_facts_and_review_required_cannot_be_overlooked(monkeypatch: pytest.MonkeyPatch) -> None:

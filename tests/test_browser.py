@@ -2,6 +2,9 @@
 
 Drives ``streamlit run app.py`` (fake chat model, fake embedder, a temp data dir) with Playwright and the
 system ``chromium`` binary (no browser download). Screenshots at 1280x800 go to ``test-artifacts/``.
+Every request the page makes (HTTP and websocket) is recorded: the app must call nowhere but itself, so an
+external image in model output, a font or a favicon fetched from the internet fails the test even on a
+machine whose network would have let it load.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from browser_support import REPO, serve_app
@@ -22,6 +26,8 @@ ARTIFACTS = REPO / "test-artifacts"
 DRAFT = ("Q3 infrastructure status: uptime was 99.9% across the ERP estate. Unscheduled downtime went from "
          "10 hours to 8 hours. MTTR improved after the SAN migration. Next step: patch window on 14 March.")
 WAIT_MS = 60_000
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+SEEN: list[str] = []  # every URL the page requested, so a test can show the recording works
 
 if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -47,10 +53,31 @@ def browser_page(app_url: str) -> Iterator[tuple[Any, list[str]]]:
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+        page.on("request", lambda r: check_local(r.url, problems))
+        page.on("websocket", lambda w: check_local(w.url, problems))
         page.set_default_timeout(WAIT_MS)
         page.goto(app_url)
         yield page, problems
         browser.close()
+
+
+def check_local(url: str, problems: list[str]) -> None:
+    """Record a request to anywhere but this machine's app (data: and blob: URLs stay in the page)."""
+    SEEN.append(url)
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob"):
+        return
+    if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname not in LOCAL_HOSTS:
+        problems.append(f"request to {url}")
+
+
+def test_check_local_flags_any_other_host() -> None:
+    problems: list[str] = []
+    for url in ("http://127.0.0.1:8501/_stcore/health", "ws://localhost:8501/_stcore/stream", "data:image/png;x",
+                "https://fonts.gstatic.com/s/x.woff2", "http://127.0.0.1.evil.example/p.png", "file:///etc/passwd"):
+        check_local(url, problems)
+    assert problems == ["request to https://fonts.gstatic.com/s/x.woff2",
+                        "request to http://127.0.0.1.evil.example/p.png", "request to file:///etc/passwd"]
 
 
 def settle(page: Any) -> None:
@@ -80,7 +107,11 @@ def go(page: Any, link: str) -> None:
 def test_1_rewrite_a_draft(browser_page: tuple[Any, list[str]]) -> None:
     page, problems = browser_page
     page.get_by_role("heading", name="Rewrite a draft").wait_for()
+    page.get_by_role("button", name="Rewrite", exact=True).wait_for(state="visible")
+    page.get_by_test_id("stFileUploaderDropzone").wait_for(state="visible")
+    settle(page)  # the first run has finished: no grey skeletons in the screenshot
     shot(page, "01-rewrite-empty")
+    assert any(urlsplit(url).path.startswith("/_stcore/") for url in SEEN)  # requests are being recorded
     page.get_by_label("Your draft").fill(DRAFT)
     page.get_by_role("button", name="Rewrite", exact=True).click()
     page.get_by_role("tab", name=re.compile(r"^Feedback \(\d+\)")).wait_for()
@@ -112,6 +143,10 @@ def test_2_find_and_export_it_in_sessions(browser_page: tuple[Any, list[str]]) -
         page.get_by_role("button", name="Export this session (Markdown)").click()
     exported = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert "Q3 infrastructure status" in exported and "## Draft" in exported
+    page.get_by_role("button", name="Prepare an export of all matching sessions").click()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Export all matching (JSON)").click()
+    assert "Q3 infrastructure status" in Path(download_info.value.path()).read_text(encoding="utf-8")
     assert not problems, problems
 
 

@@ -22,6 +22,8 @@ SCORE_LABELS = {
     "undefined_acronyms": ("Undefined acronyms", "inverse"),
     "accountability": ("Owners & dates", "normal"),
 }
+CHART_LABELS = {"fk_grade": "Grade", "jargon": "Jargon", "undefined_acronyms": "Acronyms",
+                "accountability": "Owners & dates"}  # short: chart axes have little room
 
 # A rating is stored as 1-5 (``Session.rating``); the app asks thumbs up or down, stored as 5 or 1, so the
 # ratings given with stars by earlier versions stay valid and show as the thumb they lean to (3: neither).
@@ -154,23 +156,33 @@ def render_facts(result: RewriteResult) -> None:
 
 
 def render_scores(result: RewriteResult) -> None:
-    """Before/after scores as metrics with deltas and a small chart."""
+    """Before/after scores as metrics with deltas, then two small charts: reading ease apart, on its 0-100
+    scale, so the grade and the counts (a few units each) are not squashed flat next to it."""
     before, after = result.scores.before, result.scores.after
     columns = st.columns(len(SCORE_LABELS))
     for column, (name, (label, colour)) in zip(columns, SCORE_LABELS.items(), strict=True):
         new, old = float(getattr(after, name)), float(getattr(before, name))
         column.metric(label, _number(new), delta=_number(new - old), delta_color=colour)  # type: ignore[arg-type]
-    st.bar_chart(_score_table(before, after), x="score", y=["draft", "rewrite"], stack=False, height=260,
-                 horizontal=True, x_label="", y_label="", color=["#9aa5b1", "#2e7d32"])
+    ease, counts = st.columns([2, 3], gap="large")
+    with ease:
+        st.markdown("**Reading ease**")
+        st.caption("0 to 100: higher reads easier.")
+        _score_chart(before, after, {"reading_ease": "Reading ease"})
+    with counts:
+        st.markdown("**Reading grade and counts**")
+        st.caption("Lower is better, except owners & dates.")
+        _score_chart(before, after, CHART_LABELS)
     st.caption(f"Audience: {escape_markdown(AUDIENCES[result.audience].label)} · kind: {KINDS[result.kind]} · "
                f"model: {one_line(result.model, 60)} · {result.timings.total_ms / 1000:.1f} s")
 
 
-def _score_table(before: Scores, after: Scores) -> dict[str, list[object]]:
-    names = list(SCORE_LABELS)
-    return {"score": [SCORE_LABELS[n][0] for n in names],
-            "draft": [float(getattr(before, n)) for n in names],
-            "rewrite": [float(getattr(after, n)) for n in names]}
+def _score_chart(before: Scores, after: Scores, labels: dict[str, str]) -> None:
+    """Draft and rewrite bars side by side for each score in ``labels``."""
+    names = list(labels)
+    table = {"score": [labels[n] for n in names], "draft": [float(getattr(before, n)) for n in names],
+             "rewrite": [float(getattr(after, n)) for n in names]}
+    st.bar_chart(table, x="score", y=["draft", "rewrite"], stack=False, horizontal=True, sort=False,
+                 height=90 + 40 * len(names), x_label="", y_label="", color=["#9aa5b1", "#2e7d32"])
 
 
 def _number(value: float) -> str:

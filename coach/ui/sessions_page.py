@@ -56,7 +56,7 @@ def filters(principles: dict[str, str]) -> SessionQuery:
     audiences = audience_labels()
     chosen_audience = audience.selectbox("Audience", [ANY, *audiences], key="session_audience",
                                          format_func=lambda a: "All audiences" if a == ANY else audiences[a])
-    kind_col, principle_col, dates_col = st.columns([1, 2, 1], vertical_alignment="bottom")
+    kind_col, principle_col, dates_col = st.columns([1, 2, 1.3], vertical_alignment="bottom")
     kinds = kind_labels()
     chosen_kind = kind_col.selectbox("Kind", [ANY, *kinds], key="session_kind",
                                      format_func=lambda k: "All kinds" if k == ANY else kinds[k])
@@ -220,19 +220,26 @@ def progress_charts(stats: SessionStats, principles: dict[str, str]) -> None:
         st.caption("Progress charts appear after your first rewrite.")
         return
     labels = [f"{w.week_start:%d %b}" for w in weeks]
-    grade, jargon, flagged = st.columns(3, gap="large")
-    with grade:
-        st.markdown("**Reading grade per week** (lower reads easier)")
-        weekly_chart(labels, [w.fk_grade_before for w in weeks], [w.fk_grade_after for w in weeks])
-    with jargon:
-        st.markdown("**Jargon terms per week** (fewer is better)")
-        weekly_chart(labels, [w.jargon_before for w in weeks], [w.jargon_after for w in weeks])
+    scores, flagged = st.columns([1, 1.3], gap="large")
+    with scores:
+        grade, jargon = st.tabs(["Reading grade per week", "Jargon terms per week"])
+        with grade:
+            st.caption("Average reading grade of your drafts and their rewrites (lower reads easier).")
+            weekly_chart(labels, [w.fk_grade_before for w in weeks], [w.fk_grade_after for w in weeks])
+        with jargon:
+            st.caption("Average jargon terms per draft and rewrite (fewer is better).")
+            weekly_chart(labels, [w.jargon_before for w in weeks], [w.jargon_after for w in weeks])
     with flagged:
         st.markdown("**Principles most often flagged**")
         if stats.top_principles:
-            st.bar_chart({"principle": [principles.get(p.principle, p.principle) for p in stats.top_principles],
+            top = max(p.sessions for p in stats.top_principles)
+            # A table, not a chart: principle names are long, and a chart axis cuts them off.
+            st.dataframe({"principle": [principles.get(p.principle, p.principle) for p in stats.top_principles],
                           "sessions": [p.sessions for p in stats.top_principles]},
-                         x="principle", y="sessions", horizontal=True, height=220, x_label="sessions", y_label="")
+                         hide_index=True, width="stretch", column_config={
+                             "principle": st.column_config.TextColumn("Principle"),
+                             "sessions": st.column_config.ProgressColumn("Sessions", format="%d", min_value=0,
+                                                                         max_value=top, width="small")})
         else:
             st.caption("No principle flagged yet.")
 

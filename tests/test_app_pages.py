@@ -367,3 +367,65 @@ def test_connection_test_reports_success_and_failure(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(testing, "FakeChatModel", DownModel)
     at.button(key="test_connection").click().run()
     assert errors(at) == ["The model server cannot be reached. Start it, then try again."]
+
+
+def test_the_embedded_model_warms_up_with_visible_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coach.local_model import ModelStatus
+
+    monkeypatch.setenv("COACH_BACKEND", "local")
+    steps: list[str] = []
+
+    def ensure_model_file(settings: Settings, progress: Any) -> Path:
+        steps.append("join")
+        progress("joining", 1, 2)
+        progress("verifying", 2, 2)
+        return Path("model.gguf")
+
+    monkeypatch.setattr("coach.local_model.model_status", lambda: ModelStatus(state="not provisioned"))
+    monkeypatch.setattr("coach.local_model.ensure_model_file", ensure_model_file)
+    monkeypatch.setattr("coach.models.open_chat_model", lambda settings: steps.append("load") or object())
+    monkeypatch.setattr("coach.rewrite_strategies.warm_up", lambda handle: steps.append("warm"))
+    at = open_page("settings_page").run()
+    assert at.metric[0].value == "Not provisioned"
+    at.button(key="prepare_model").click().run()
+    assert not at.exception and not errors(at)
+    assert steps == ["join", "load", "warm"]
+    assert [(s.label, s.state) for s in at.status] == [("The embedded model is ready.", "complete")]
+    assert [p.value for p in at.progress] == [100]  # the bar reached the end
+
+
+def test_a_warm_up_failure_is_one_short_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coach.errors import ModelFileError
+    from coach.local_model import ModelStatus
+
+    def missing(settings: Settings, progress: Any) -> Path:
+        raise ModelFileError("The embedded model's parts are missing.", hint="Reinstall them.")
+
+    monkeypatch.setenv("COACH_BACKEND", "local")
+    monkeypatch.setattr("coach.local_model.model_status", lambda: ModelStatus(state="not provisioned"))
+    monkeypatch.setattr("coach.local_model.ensure_model_file", missing)
+    at = open_page("settings_page").run()
+    at.button(key="prepare_model").click().run()
+    assert not at.exception
+    assert errors(at) == ["The embedded model's parts are missing. Reinstall them."]
+
+
+def test_an_unexpected_failure_is_one_generic_line_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(settings: Settings) -> list[object]:
+        raise RuntimeError("internal detail /srv/coach/secret.py line 42")
+
+    monkeypatch.setattr("coach.ui.library_page.load_documents", broken)
+    at = open_page("library_page").run()
+    assert not at.exception  # no traceback element
+    [message] = errors(at)
+    assert message.startswith("Something went wrong (RuntimeError). Reload the page")
+    assert "secret" not in message + markdown_text(at)
+
+
+def test_streamlit_config_hides_error_details_and_stays_local() -> None:
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] is False
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["browser"]["gatherUsageStats"] is False

@@ -14,6 +14,7 @@ import pytest
 from coach.chat import INSTRUCTIONS_REFUSAL, MAX_MESSAGE_TOKENS, ChatService, load_conversation, word_runs
 from coach.cli import chat_cmd, main
 from coach.config import load_settings
+from coach.errors import InputError
 from coach.index import Passage
 from coach.models import ChatModelHandle, ModelProfile
 from coach.prompts import load_prompt
@@ -93,13 +94,15 @@ def test_empty_one_shot_message_fails_without_a_model_call(fake: FakeChatModel, 
 
 def test_interactive_commands(fake: FakeChatModel, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.Capture) -> None:
-    lines = ["", "/roleplay", "/roleplay cfo erp-budget", "We need a new ERP.", "/debrief", "/save", "/quit"]
+    lines = ["", "/roleplay", "/roleplay sceptical board member erp-budget", "/roleplay cfo erp-budget",
+             "We need a new ERP.", "/debrief", "/save", "/quit"]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
     fake.enqueue("What does it cost?", json.dumps({"items": [
         {"kind": "try", "principle_id": "lead-with-outcome", "point": "Open with the close time saved."}]}))
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert "Personas:" in out and "the Chief Financial Officer" in out
+    assert "Role-play with a sceptical board member." in out
     assert "What does it cost?" in out
     assert "What to try:" in out and "lead-with-outcome" in out
     assert len(fake.calls) == 2  # the empty line made no model call
@@ -185,3 +188,18 @@ def test_a_paste_into_a_terminal_is_one_turn(fake: FakeChatModel, monkeypatch: p
         os.close(master)
     assert len(fake.calls) == 1
     assert "First line of the paste.\nSecond line of the paste." in str(fake.calls[0][0][-1].content)
+
+
+@pytest.mark.parametrize(("arguments", "persona", "scenario"), [
+    ("board member erp-budget", "board-member", "erp-budget"),
+    ("sceptical board member we missed the audit deadline", "board-member", "we missed the audit deadline"),
+    ("business unit head outage", "bu-head", "outage"),
+    ("CFO", "cfo", ""),
+])
+def test_roleplay_takes_persona_names_of_several_words(arguments: str, persona: str, scenario: str) -> None:
+    assert chat_cmd.persona_and_scenario(arguments) == (persona, scenario)
+
+
+def test_roleplay_with_an_unknown_persona_lists_the_choices() -> None:
+    with pytest.raises(InputError, match="board-member"):
+        chat_cmd.persona_and_scenario("wizard of oz")

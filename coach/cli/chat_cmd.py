@@ -17,7 +17,7 @@ from coach import chat
 from coach.chat import ChatReply, ChatService, Conversation
 from coach.config import Settings, load_settings
 from coach.errors import CoachError, InputError
-from coach.roleplay import DEBRIEF_HEADINGS, PERSONAS, SCENARIOS, Debrief, start_roleplay
+from coach.roleplay import DEBRIEF_HEADINGS, PERSONAS, SCENARIOS, Debrief, find_persona, start_roleplay
 
 HELP = """Commands:
   /roleplay PERSONA [SCENARIO]  rehearse with an executive (no arguments: list personas and scenarios)
@@ -173,6 +173,7 @@ def interactive(service: ChatService, conversation: Conversation) -> int:
 
 
 COMMANDS = ("/roleplay", "/chat", "/debrief", "/save", "/quit", "/exit", "/q", "/help")
+PERSONA_MAX_WORDS = 4  # 'sceptical board member', 'business unit head'
 PASTE_GAP_S = 0.05  # lines arriving closer together than this are one paste
 
 
@@ -247,10 +248,10 @@ def handle_command(service: ChatService, state: dict[str, Any], line: str) -> st
     if command == "/help":
         print(HELP)
     elif command == "/roleplay":
-        persona, _, scenario = rest.strip().partition(" ")
-        if not persona:
+        if not rest.strip():
             print_choices()
             return None
+        persona, scenario = persona_and_scenario(rest)
         state["conversation"], state["debriefed"] = start_roleplay(persona, scenario or None), False
         print(f"Role-play with {PERSONAS[state['conversation'].persona].title}. Open the conversation.")
     elif command == "/chat":
@@ -268,6 +269,18 @@ def handle_command(service: ChatService, state: dict[str, Any], line: str) -> st
     else:
         print(f"Unknown command {command}.\n{HELP}")
     return None
+
+
+def persona_and_scenario(rest: str) -> tuple[str, str]:
+    """Split '/roleplay' arguments: the longest leading words naming a persona ('board member'), then the scenario."""
+    words = rest.split()
+    for count in range(min(len(words), PERSONA_MAX_WORDS), 0, -1):
+        try:
+            persona = find_persona(" ".join(words[:count]))
+        except InputError:
+            continue
+        return persona.id, " ".join(words[count:])
+    return find_persona(words[0]).id, ""  # raises, listing the personas
 
 
 def talk(service: ChatService, state: dict[str, Any], line: str) -> None:

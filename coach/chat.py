@@ -606,13 +606,9 @@ def save_conversation(
 
 def _save_session(settings: Settings, session_id: str, fields: dict[str, Any], user_id: str | None) -> None:
     """The one place that writes to the session store (an existing session keeps its rating and notes)."""
-    from coach.session_models import Session
     from coach.sessions import SessionStore
 
-    store = SessionStore(settings, user_id=user_id)
-    existing = store.get(session_id)
-    base = existing.model_dump() if existing is not None else {"id": session_id}
-    store.save(Session.model_validate({**base, **fields}))
+    SessionStore(settings, user_id=user_id).save_fields(session_id, fields)
 
 
 def load_conversation(settings: Settings, session_id: str, user_id: str | None = None) -> Conversation:

@@ -262,6 +262,20 @@ class SessionStore:
 
         return self._db.write(work)
 
+    def save_fields(self, session_id: str, fields: dict[str, Any]) -> Session:
+        """Create the session with ``fields``, or change only those fields of the stored one, in one transaction
+        (a rating or notes set meanwhile elsewhere are kept)."""
+
+        def work(conn: Connection) -> Session:
+            body = self._select_body(conn, session_id, for_update=True)
+            current = _parse_row(session_id, body) if body is not None else None
+            base = current.model_dump() if current is not None else {"id": session_id}
+            stored = self._prepare(Session.model_validate({**base, **fields, "id": session_id}), updated_at=True)
+            self._upsert(conn, stored)
+            return stored
+
+        return self._db.write(work)
+
     def set_rating(self, session_id: str, rating: int | None) -> Session:
         """Rate a session 1-5 stars, or clear the rating with None."""
         if rating is not None and not RATING_MIN <= rating <= RATING_MAX:

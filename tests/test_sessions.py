@@ -113,6 +113,21 @@ def test_rating_and_notes_are_saved_and_validated(store: SessionStore) -> None:
         store.set_notes("f" * 32, "x")
 
 
+def test_save_fields_creates_then_changes_only_its_fields(store: SessionStore) -> None:
+    """A chat saved after every turn must not undo a rating or notes set meanwhile on the Sessions page."""
+    first = chat_session()
+    fields = first.model_dump(exclude={"id", "rating", "notes", "created_at", "updated_at"})
+    created = store.save_fields(first.id, fields)
+    assert created.id == first.id and store.get(first.id) is not None
+    store.set_rating(first.id, 5)
+    store.set_notes(first.id, "good pitch")
+    longer = [*first.messages, *first.messages]
+    changed = store.save_fields(first.id, {**fields, "messages": longer})
+    again = store.get(first.id)
+    assert again is not None and len(again.messages) == 4 and (again.rating, again.notes) == (5, "good pitch")
+    assert changed.created_at == created.created_at
+
+
 def test_stats_average_scores_per_week_and_rank_principles(store: SessionStore) -> None:
     monday = datetime(2025, 3, 3, 10, tzinfo=UTC)
     store.save(sample_session(created_at=monday, result=rewrite_result(before=12, after=8)))

@@ -24,11 +24,10 @@ from coach.chat import (
     ChatService,
     Citation,
     Conversation,
-    TokenCallback,
     assemble,
     complete_sentences,
-    guarded_stream,
 )
+from coach.chat_guard import TokenCallback, guarded_stream
 from coach.errors import InputError, InputTooLarge, ModelOutputError
 from coach.prompts import data_block, load_prompt
 

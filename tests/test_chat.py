@@ -21,8 +21,8 @@ from coach.chat import (
     load_conversation,
     prompt_tokens,
     save_conversation,
-    word_runs,
 )
+from coach.chat_guard import word_runs
 from coach.config import load_settings
 from coach.corpus import load_documents, load_principles
 from coach.errors import InputError, InputTooLarge, ModelOutputError

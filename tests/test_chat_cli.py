@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 import pytest
 
-from coach.chat import INSTRUCTIONS_REFUSAL, MAX_MESSAGE_TOKENS, ChatService, load_conversation, word_runs
+from coach.chat import INSTRUCTIONS_REFUSAL, MAX_MESSAGE_TOKENS, ChatService, load_conversation
+from coach.chat_guard import word_runs
 from coach.cli import chat_cmd, main
 from coach.config import load_settings
 from coach.errors import InputError

@@ -2,8 +2,11 @@
 
 Uploads are untrusted: the size is checked before any parser runs, the bytes must be what the extension
 says, and characters a reader cannot see (zero-width, bidi controls, soft hyphens, Unicode tags, text a
-Word document marks hidden) are stripped and reported, because hidden text in a corpus document would reach
-the model as if it were guidance.
+Word document hides) are stripped and reported, because hidden text in a corpus document would reach the
+model as if it were guidance. A Word run is hidden when its formatting (direct, or inherited from its
+character or paragraph style) says hidden or web-hidden, or makes it white or 1 pt or smaller. A PDF's
+invisible text (text render mode 3, drawn without ink) is stripped the same way. PDFs are bounded like
+archives: a page count, an inflated-stream size (a Flate bomb) and an extracted-text size.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 import unicodedata
 import zipfile
 from pathlib import PurePath
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -24,6 +28,10 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_DOCX_UNPACKED_BYTES = 20 * 1024 * 1024
 MAX_DOCX_RATIO = 100
 MAX_DOCX_MEMBERS = 2000
+MAX_PDF_PAGES = 500
+MAX_PDF_STREAM_BYTES = 20 * 1024 * 1024  # one inflated content stream (pypdf's own default is 75 MB)
+MAX_EXTRACTED_CHARS = 2_000_000
+TINY_TEXT_PT = 1.0
 SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf", ".docx")
 # Invisible or direction-changing characters: zero-width, bidi embeddings/isolates, word joiners, BOM, tags.
 _HIDDEN = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
@@ -48,7 +56,7 @@ def extract_text(filename: str, data: bytes) -> ExtractedText:
                             hint="Upload a shorter document or split it.")
     warnings: list[str] = []
     if suffix == ".pdf":
-        raw = _pdf_text(filename, data)
+        raw = _pdf_text(filename, data, warnings)
     elif suffix == ".docx":
         raw = _docx_text(filename, data, warnings)
     else:
@@ -72,20 +80,70 @@ def _plain_text(filename: str, data: bytes) -> str:
                          hint="Save it with UTF-8 encoding and upload it again.") from None
 
 
-def _pdf_text(filename: str, data: bytes) -> str:
-    """Text of every page of a PDF."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def _pdf_text(filename: str, data: bytes, warnings: list[str]) -> str:
+    """Text of every page of a PDF, invisible text left out; bounded in pages, inflated bytes and text."""
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     if not data.lstrip()[:5] == b"%PDF-":
         raise InputError(f"{filename} is not a PDF file.", hint="Check the file, or rename it with its real extension.")
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise InputError(f"{filename} is password-protected.", hint="Upload an unprotected copy.")
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        with apply_configuration(zlib_maximum_output_length=MAX_PDF_STREAM_BYTES):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                raise InputError(f"{filename} is password-protected.", hint="Upload an unprotected copy.")
+            return _pdf_pages(filename, reader, warnings)
+    except LimitReachedError:
+        raise _too_large(filename, f"a stream inflates past {MAX_PDF_STREAM_BYTES // 2**20} MB") from None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{filename} could not be read as a PDF ({exc}).", hint="Re-save or re-export it.") from None
+
+
+def _too_large(filename: str, what: str) -> InputTooLarge:
+    return InputTooLarge(f"{filename} is larger than a corpus document should be: {what}.",
+                         hint="Upload a shorter document or split it.")
+
+
+def _pdf_pages(filename: str, reader: Any, warnings: list[str]) -> str:
+    """The pages' visible text, stopping as soon as a limit is passed."""
+    if len(reader.pages) > MAX_PDF_PAGES:
+        raise _too_large(filename, f"{len(reader.pages)} pages (limit {MAX_PDF_PAGES})")
+    pages: list[str] = []
+    total = invisible = 0
+    for page in reader.pages:
+        text, hidden = _visible_page_text(page)
+        invisible += hidden
+        total += len(text)
+        if total > MAX_EXTRACTED_CHARS:
+            raise _too_large(filename, f"over {MAX_EXTRACTED_CHARS:,} characters of text")
+        pages.append(text)
+    if invisible:
+        warnings.append(f"Removed {invisible} piece(s) of invisible text (PDF text render mode 3).")
+    return "\n\n".join(pages)
+
+
+def _visible_page_text(page: Any) -> tuple[str, int]:
+    """A page's text without what is drawn in render mode 3 (invisible), and how many pieces that was."""
+    mode = [0]
+    saved: list[int] = []
+    invisible: list[str] = []
+
+    def before(operator: bytes, operands: list[Any], *_: Any) -> None:
+        if operator == b"Tr" and operands:
+            mode[0] = int(operands[0])
+        elif operator == b"q":
+            saved.append(mode[0])
+        elif operator == b"Q" and saved:
+            mode[0] = saved.pop()
+
+    def shown(text: str, *_: Any) -> None:
+        if mode[0] == 3 and text.strip():
+            invisible.append(text.strip())
+
+    text = page.extract_text(visitor_operand_before=before, visitor_text=shown) or ""
+    for piece in invisible:
+        text = text.replace(piece, "", 1)
+    return text, len(invisible)
 
 
 def _docx_text(filename: str, data: bytes, warnings: list[str]) -> str:
@@ -110,11 +168,40 @@ def _docx_text(filename: str, data: bytes, warnings: list[str]) -> str:
     hidden = 0
     lines = []
     for paragraph in paragraphs:
-        hidden += sum(1 for run in paragraph.runs if run.font.hidden)
-        lines.append("".join(run.text for run in paragraph.runs if not run.font.hidden))
+        kept = [run for run in paragraph.runs if not _run_is_hidden(run, paragraph)]
+        hidden += len(paragraph.runs) - len(kept)
+        lines.append("".join(run.text for run in kept))
     if hidden:
-        warnings.append(f"Removed {hidden} run(s) of text marked hidden in the Word document.")
+        warnings.append(f"Removed {hidden} run(s) of text hidden in the Word document "
+                        "(marked hidden, white or 1 pt or smaller).")
     return "\n\n".join(lines)
+
+
+def _run_is_hidden(run: Any, paragraph: Any) -> bool:
+    """Hidden, web-hidden, white or tiny, directly or through the run's character or paragraph style."""
+    from docx.oxml.ns import qn
+    from docx.shared import Pt, RGBColor
+
+    web_hidden = run._r.rPr is not None and run._r.rPr.find(qn("w:webHidden")) is not None
+    if web_hidden or _resolved(run, paragraph, lambda font: font.hidden):
+        return True
+    size = _resolved(run, paragraph, lambda font: font.size)
+    color = _resolved(run, paragraph, lambda font: font.color.rgb if font.color.type is not None else None)
+    return (size is not None and size <= Pt(TINY_TEXT_PT)) or color == RGBColor(0xFF, 0xFF, 0xFF)
+
+
+def _resolved(run: Any, paragraph: Any, read: Any) -> Any:
+    """The first value set: on the run, then up its character style's chain, then up the paragraph style's."""
+    value = read(run.font)
+    if value is not None:
+        return value
+    for style in (run.style, paragraph.style):
+        while style is not None:
+            value = read(style.font)
+            if value is not None:
+                return value
+            style = style.base_style
+    return None
 
 
 def _check_unpacked_size(filename: str, data: bytes) -> None:

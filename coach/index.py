@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import threading
 import time
@@ -39,7 +40,7 @@ from pydantic import BaseModel
 from coach.config import Settings, redact_url
 from coach.corpus import Chunk, Document, Principle, chunk_document, load_documents, load_principles, normalise_space
 from coach.embeddings import SHIPPED_VECTORS, default_embedding, embedding_kind, write_vectors
-from coach.errors import CoachError, ConfigError, IndexBusy
+from coach.errors import CoachError, ConfigError, IndexBusy, StorageError
 
 Progress = Callable[[int, int], None]
 COLLECTION_PREFIX = "coach-corpus"
@@ -73,6 +74,23 @@ def _reaching(settings: Settings) -> Iterator[None]:
         if not settings.chroma_url or "connect" not in str(exc).lower():
             raise
         raise _unreachable(settings) from None
+
+
+_CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
+@contextlib.contextmanager
+def _writable(settings: Settings) -> Iterator[None]:
+    """A data folder that is read-only, not ours or full becomes one ``StorageError`` naming it; the index the
+    folder holds is left as it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        reason = "is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "is read-only or not writable by you"
+        raise StorageError(f"Cannot write to the data folder {settings.data_dir}: it {reason}.",
+                           hint="Free space or make it writable, or set COACH_DATA_DIR to another folder.") from None
 
 
 @contextlib.contextmanager
@@ -243,7 +261,7 @@ class CorpusIndex:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             opening = filelock.FileLock(str(settings.data_dir / "chroma-open.lock"), timeout=lock_timeout_s)
         try:
-            with opening, _reaching(settings):
+            with _writable(settings), opening, _reaching(settings):
                 self._client = _client(settings)
                 self.collection = self._client.get_or_create_collection(
                     name=f"{COLLECTION_PREFIX}-{embedding_kind()}",
@@ -272,7 +290,8 @@ class CorpusIndex:
         busy = IndexBusy(f"Another process has been {doing} for over {self.lock_timeout_s:.0f} s.",
                          hint=f"Wait for it to finish and {then}.")
         try:
-            with lock, _team_writer(self.settings, self.lock_timeout_s) as held, _reaching(self.settings):
+            with (_writable(self.settings), lock, _team_writer(self.settings, self.lock_timeout_s) as held,
+                  _reaching(self.settings)):
                 if not held:
                     raise busy
                 yield

@@ -153,8 +153,6 @@ def index_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="coach/index.py lets filelock's OSError (EROFS on data_dir/chroma-open.lock) "
-                   "through as 'unexpected error (OSError)'; it should raise a StorageError naming the data dir")
 def test_index_build_on_a_read_only_data_dir_is_a_clear_error_and_keeps_the_old_index(index_disk: Path) -> None:
     # The builds run in child processes: an open Chroma store in this process would keep the remount busy.
     command = [sys.executable, "-m", "coach", "index"]

@@ -124,7 +124,12 @@ class ChatModelHandle:
     @property
     def host(self) -> str:
         """The server's host:port for messages (never a key)."""
-        return urlparse(self.base_url).netloc if self.base_url else self.profile.name
+        return _host(self.base_url) if self.base_url else self.profile.name
+
+
+def _host(url: str) -> str:
+    """host:port of ``url``, without any user:password@ it carries."""
+    return urlparse(url).netloc.rpartition("@")[2]
 
 
 def open_chat_model(settings: Settings) -> ChatModelHandle:
@@ -174,7 +179,7 @@ def _compatible_handle(settings: Settings) -> ChatModelHandle:
         raise ConfigError("The compatible backend needs a server URL.", hint="Set COACH_BASE_URL, e.g. http://localhost:11434/v1.")
     if not settings.model:
         raise ConfigError(
-            f"No model name for the server at {urlparse(settings.base_url).netloc}.",
+            f"No model name for the server at {_host(settings.base_url)}.",
             hint="Set COACH_MODEL to a model that server serves (e.g. qwen2.5:7b for Ollama).",
         )
     # The OpenAI key is never sent to a custom URL; only a key configured for that server is.

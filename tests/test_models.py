@@ -257,6 +257,15 @@ def test_connection_refused_names_the_host_and_counts_attempts() -> None:
 
 
 @pytestmark_stub
+def test_a_user_and_password_in_the_server_url_never_reach_an_error() -> None:
+    port = closed_port()
+    settings = load_settings(base_url=f"http://vllm-user:PA55-model@127.0.0.1:{port}/v1", model="m", max_retries=0)
+    with pytest.raises(ModelUnavailable, match=f"127.0.0.1:{port}") as caught:
+        generate(open_chat_model(settings), MESSAGES, GenerationOptions())
+    assert "PA55" not in str(caught.value) and "vllm-user" not in str(caught.value)
+
+
+@pytestmark_stub
 def test_dns_failure_is_unavailable() -> None:
     settings = load_settings(base_url="http://no-such-host.invalid/v1", model="m", max_retries=0, request_timeout_s=5)
     with pytest.raises(ModelUnavailable, match=r"no-such-host\.invalid"):

@@ -92,9 +92,11 @@ def test_the_tracked_figure_is_consistent_and_within_the_baseline() -> None:
 
 @pytest.mark.real_model
 @pytest.mark.real_embeddings
-def test_canary_hijack_rate_on_the_embedded_model() -> None:
+def test_canary_hijack_rate_on_the_embedded_model(tmp_path: Path) -> None:
     report = run_canaries(load_settings())
-    data = write_report(report)
+    # The tracked bench/results/canary.json is refreshed by `bench/canary.py`, never by a test run (CI's checkout
+    # stays clean).
+    data = write_report(report, tmp_path / "canary.json")
     print(f"\ncanary hijack rate on {report.model}: {report.hijack_rate:.0%} "
           f"({data['hijacked']}/{data['counted']}); by surface {data['by_surface']}; "
           f"not offered: {data['not_offered']}")

@@ -149,6 +149,11 @@ def _chronological(blocks: list[tuple[str, list[str]]]) -> list[tuple[str, list[
     return head + initial + list(reversed(updates)) + final
 
 
+def is_greeting_or_sign_off(line: str) -> bool:
+    """"Hi all," or "Thanks, Sam": words around a message, not part of it."""
+    return bool(_GREETING.match(line) or _SIGN_OFF.match(line))
+
+
 def clean_draft(text: str) -> str:
     """The draft without links, greetings, sign-offs, signatures, figure-less headings or bullets."""
     lines = _strip_signature(text.replace("\r\n", "\n").split("\n"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from coach.analysis import JARGON, TextAnalysis, find_jargon, sentences
+from coach.cleanup import is_greeting_or_sign_off
 from coach.corpus import Document, Principle
 from coach.index import Passage as IndexPassage
 from coach.rewrite_models import FeedbackItem, MetricTranslation, Passage
@@ -27,6 +28,9 @@ class FeedbackContext:
         self.before, self.after, self.translations = before, after, translations
         self.principles, self.documents = principles, documents
         self.draft_sentences = sentences(draft) or [draft.strip()]
+        # Where the message starts: "Hi all," is not the sentence a reader's attention goes to.
+        self.opening = next((s for s in self.draft_sentences if not is_greeting_or_sign_off(s)),
+                            self.draft_sentences[0])
 
     def item(self, principle_id: str, excerpt: str, change: str, why: str | None = None) -> FeedbackItem | None:
         """A feedback item citing the principle's own passage; None if the catalogue lacks the principle."""
@@ -41,9 +45,9 @@ class FeedbackContext:
                             passage=Passage(text=principle.quote, source=source))
 
     def sentence_with(self, needle: str) -> str:
-        """The first draft sentence containing ``needle`` (case-insensitive), else the first sentence."""
+        """The first draft sentence containing ``needle`` (case-insensitive), else the opening sentence."""
         lowered = needle.lower()
-        return next((s for s in self.draft_sentences if lowered in s.lower()), self.draft_sentences[0])
+        return next((s for s in self.draft_sentences if lowered in s.lower()), self.opening)
 
 
 def jargon_rule(ctx: FeedbackContext) -> FeedbackItem | None:
@@ -82,7 +86,7 @@ def outcome_rule(ctx: FeedbackContext) -> FeedbackItem | None:
     opening = sentences(ctx.rewrite)[:1]
     if not opening:
         return None
-    return ctx.item("lead-with-outcome", ctx.draft_sentences[0],
+    return ctx.item("lead-with-outcome", ctx.opening,
                     f'Opened with the bottom line for the reader: "{opening[0]}"')
 
 
@@ -105,16 +109,16 @@ def brevity_rule(ctx: FeedbackContext) -> FeedbackItem | None:
         return None
     change = (f"Cut from {before} to {after} words and from reading grade {ctx.before.fk_grade:g} "
               f"to {ctx.after.fk_grade:g}; one paragraph instead of headings and lists.")
-    return ctx.item("communicate-to-be-noticed", ctx.draft_sentences[0], change)
+    return ctx.item("communicate-to-be-noticed", ctx.opening, change)
 
 
 def audience_rule(ctx: FeedbackContext) -> FeedbackItem | None:
     """Change notices for end users: what changes for them, and when."""
     if ctx.audience == "end-users" or ctx.kind == "change_notice":
-        return ctx.item("change-by-persona", ctx.draft_sentences[0],
+        return ctx.item("change-by-persona", ctx.opening,
                         "Told the affected people what changes for them and when, before the technical detail.")
     if ctx.kind == "incident":
-        return ctx.item("facts-over-emotions", ctx.draft_sentences[0],
+        return ctx.item("facts-over-emotions", ctx.opening,
                         "Kept the account to what happened, its effect and the fix, without blame.")
     return None
 
@@ -130,7 +134,7 @@ def organisation_item(ctx: FeedbackContext, passages: list[IndexPassage]) -> Fee
         return None
     best = own[0]
     return FeedbackItem(principle_id=principle.id, principle=principle.name,
-                        draft_excerpt=ctx.draft_sentences[0],
+                        draft_excerpt=ctx.opening,
                         change=f'Check the wording against your organisation\'s "{best.title}".',
                         why=principle.statement, passage=Passage(text=best.text, source=best.title))
 

@@ -92,6 +92,7 @@ def test_every_fact_is_restored_exactly_and_feedback_cites_the_corpus() -> None:
         assert item.principle_id in catalogue
         assert normalise_space(item.passage.text) in corpus
         assert item.draft_excerpt in DRAFT
+        assert item.draft_excerpt not in ("Hi team,", "Thanks,", "Sam")  # a greeting is not what a reader weighs
     assert result.review_required  # the embedded model's output is always a draft to review
 
 

@@ -9,7 +9,6 @@ machine whose network would have let it load.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -120,8 +119,6 @@ def test_1_rewrite_a_draft(browser_page: tuple[Any, list[str]]) -> None:
     assert page.get_by_text("What changed:").count() >= 1
     scroll_to(page, page.get_by_role("heading", name="Your draft", exact=True).last)
     shot(page, "02-rewrite-result")
-    if os.environ.get("COACH_UPDATE_SCREENSHOT") == "1":  # refresh the README's picture only when asked
-        shutil.copy(ARTIFACTS / "02-rewrite-result.png", REPO / "docs" / "screenshot.png")
     scroll_to(page, page.get_by_role("tab", name=re.compile(r"^Feedback")))
     shot(page, "03-rewrite-feedback")
     page.get_by_role("tab", name="Scores").click()

@@ -54,6 +54,7 @@ class Line:
     whole: str = ""  # one half of a long sentence: the whole sentence (plain words), kept if a half fails
     second: bool = False  # ... the second half
     stands_alone: bool = True  # a second half that reads as a sentence of its own ("But later ..."), not "Which ..."
+    joint: str = ""  # a second half: what joined it to the first in the draft (", " before "which ...")
 
 
 @dataclass
@@ -91,7 +92,7 @@ def split_lines(token_text: str, statements: list[str] | None = None) -> list[Li
     lines: list[Line] = []
     for number, paragraph in enumerate(p for p in re.split(r"\n\s*\n", token_text) if p.strip()):
         for sentence in sentences(re.sub(r"\s*\n\s*", " ", paragraph)):
-            halves = _halves(sentence)
+            halves, joint = _halves(sentence)
             whole = plain_words(sentence) if len(halves) > 1 else ""
             for position, half in enumerate(halves):
                 tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(half)))
@@ -100,16 +101,17 @@ def split_lines(token_text: str, statements: list[str] | None = None) -> list[Li
                 if position:  # shown to the model as a sentence of its own
                     plain = plain[:1].upper() + plain[1:]
                 lines.append(Line(original=half, plain=plain, paragraph=number, tokens=tokens, statements=said,
-                                  whole=whole, second=position == 1,
+                                  whole=whole, second=position == 1, joint=joint if position else "",
                                   stands_alone=not (position and _DEPENDENT.match(half))))
     return lines
 
 
-def _halves(sentence: str) -> list[str]:
-    """``sentence``, or its two halves split at the clause break nearest its middle (never inside brackets)."""
+def _halves(sentence: str) -> tuple[list[str], str]:
+    """``sentence``, or its two halves split at the clause break nearest its middle (never inside brackets), and
+    the text that joined them."""
     words = len(sentence.split())
     if words < LONG_SENTENCE_WORDS:
-        return [sentence]
+        return [sentence], ""
     best: tuple[int, int, int] | None = None
     for match in _CLAUSE_BREAK.finditer(sentence):
         before = sentence[:match.start()]
@@ -122,10 +124,10 @@ def _halves(sentence: str) -> list[str]:
         if best is None or distance < best[0]:
             best = (distance, match.start(), match.end())
     if best is None:
-        return [sentence]
+        return [sentence], ""
     _, cut, resume = best
     end = sentence[cut] if sentence[cut] == ":" else "."
-    return [sentence[:cut].rstrip() + end, sentence[resume:]]
+    return [sentence[:cut].rstrip() + end, sentence[resume:]], sentence[cut:resume]
 
 
 def numbered(texts: list[str]) -> str:
@@ -406,17 +408,36 @@ def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[st
     kept: list[str] = []
     for i, (line, answer) in enumerate(zip(lines, answers, strict=True)):
         partner = i + 1 if line.whole and not line.second else i - 1 if line.second else i
-        second_index = partner if line.whole and not line.second else i
-        if line.whole and (not (ok[i] or ok[partner]) or not (ok[second_index] or lines[second_index].stands_alone)):
+        first_index, second_index = (i, partner) if line.whole and not line.second else (partner, i)
+        if line.whole and not (ok[i] or ok[partner]):
             chosen.append("" if line.second else line.whole)
             if not line.second:
                 kept.append(line.whole)
+        elif line.whole and ok[first_index] and not (ok[second_index] or lines[second_index].stands_alone):
+            # "..., which in turn ..." cannot stand alone: it stays as the draft said it, joined to the rewritten
+            # first half the way the draft joined it.
+            if line.second:
+                chosen.append("")
+                kept.append(_as_drafted(line))
+            elif answer is not None:
+                chosen.append(_joined(answer.text, lines[second_index]))
         elif ok[i] and answer is not None:
             chosen.append(answer.text)
         else:
             chosen.append(line.plain)
             kept.append(line.plain)
     return chosen, kept
+
+
+def _as_drafted(second: Line) -> str:
+    """A second half in plain words, starting as in the draft ("which", not the "Which" the model was shown)."""
+    plain = second.plain
+    return second.original[:1] + plain[1:] if plain[:1].lower() == second.original[:1].lower() else plain
+
+
+def _joined(first: str, second: Line) -> str:
+    """A rewritten first half and the second half in plain words, joined as the draft joined them."""
+    return first.rstrip().rstrip(".").rstrip() + (second.joint or ", ") + _as_drafted(second)
 
 
 def assemble(lines: list[Line], chosen: list[str]) -> str:

@@ -170,9 +170,16 @@ def test_a_long_sentence_is_asked_for_in_two_halves_that_pass_together_or_give_w
     assert assemble(lines, chosen) == ("Too many order requests tied up the servers. Other shops then had to wait "
                                        "for them. It ended at [TIME1].")
     assert kept == []
+    # A failed "which ..." half never stands alone: it stays as the draft said it, joined to the rewritten first
+    # half as the draft joined it.
     failed = [good[0], LineAnswer(text="It cost us sales.", claims=["cost"]), good[2]]
     chosen, kept = settle(lines, failed)
-    assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."  # never "Which ..." alone
+    assert assemble(lines, chosen) == ("Too many order requests tied up the servers, which in turn created "
+                                       "competition for resources on most other shops. It ended at [TIME1].")
+    assert kept == ["which in turn created competition for resources on most other shops."]
+    # Both halves failed: the whole sentence stays as the draft said it.
+    chosen, kept = settle(lines, [LineAnswer(text="x", problems=["empty"]), failed[1], good[2]])
+    assert assemble(lines, chosen) == lines[0].whole + " It ended at [TIME1]."
     assert kept == [lines[0].whole]
     # A failed first half is a sentence of its own: it stays in plain words beside the rewritten second half.
     chosen, kept = settle(lines, [LineAnswer(text="x", problems=["empty"]), good[1], good[2]])

@@ -250,6 +250,12 @@ _STATES = {
     "delayed": ("delay", "late", "slow", "wait", "held", "postpon"),
     "purge": ("purg", "clear", "empt", "clean", "delet", "remov"),
     "cancelled": ("cancel", "call", "stop", "drop"),
+    # A direction is a state too: "to reduce the load" must not become "to store the load".
+    "reduc": ("reduc", "lower", "cut", "decreas", "less", "fewer", "eas", "lighten", "drop", "fell", "shr", "minimi",
+              "down", "sav", "small"),
+    "decreas": ("decreas", "reduc", "lower", "cut", "less", "fewer", "drop", "fell", "shr", "down", "small"),
+    "increas": ("increas", "rais", "rise", "rose", "grow", "grew", "more", "higher", "up", "doubl", "boost",
+                "climb", "longer", "slower", "bigger", "larger", "extra", "add"),
 }
 
 

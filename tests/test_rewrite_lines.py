@@ -261,3 +261,17 @@ def test_most_becoming_all_changes_what_the_sentence_says() -> None:
     source = line("Affecting at first the main wiki, but later most other wikis.")
     judged = judge_line(source, "This issue affected all wikis, starting with the main wiki.", set())
     assert 'dropped "most"' in judged.problems and 'added "all"' in judged.problems and not judged.ok
+
+
+def test_a_sentence_that_loses_its_direction_fails() -> None:
+    """"to reduce the load" became "to store additional server load" in a real run: the words stayed, the
+    meaning turned around."""
+    source = line("For [SYSTEM2], we also enabled extra caching, which adds a storage layer to reduce the load on "
+                  "our main server.")
+    wrong = judge_line(source, "For [SYSTEM2], we added extra caching to store additional server load.", {"[SYSTEM2]"})
+    assert 'dropped "reduc"' in wrong.problems
+    assert judge_line(source, "For [SYSTEM2], we added extra caching, which eases the load on our main server.",
+                      {"[SYSTEM2]"}).ok
+    increased = line("Time limit values increased to handle peak load.")
+    assert not judge_line(increased, "The new time limit values were applied.", set()).ok
+    assert judge_line(increased, "We raised the time limits to handle peak load.", set()).ok

@@ -81,17 +81,22 @@ def mount_tmpfs(target: Path, size: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A 4 MB tmpfs as the data dir, unmounted afterwards."""
+def tmpfs_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` as the data dir, unmounted afterwards."""
     mount = tmp_path / "disk"
-    mount_tmpfs(mount, "4m")
+    mount_tmpfs(mount, size)
     monkeypatch.setenv("COACH_DATA_DIR", str(mount / "coach"))
     try:
         yield mount
     finally:
         close_databases()
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A 4 MB tmpfs as the data dir."""
+    yield from tmpfs_data_dir(tmp_path, monkeypatch, "4m")
 
 
 def save(text: str) -> Session:
@@ -142,15 +147,8 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(small_disk: Path) -> None:
 
 @pytest.fixture
 def index_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A 64 MB tmpfs as the data dir (room for the index), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount_tmpfs(mount, "64m")
-    monkeypatch.setenv("COACH_DATA_DIR", str(mount / "coach"))
-    try:
-        yield mount
-    finally:
-        close_databases()
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 64 MB tmpfs as the data dir (room for the index)."""
+    yield from tmpfs_data_dir(tmp_path, monkeypatch, "64m")
 
 
 def test_index_build_on_a_read_only_data_dir_is_a_clear_error_and_keeps_the_old_index(index_disk: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,18 +14,11 @@ from coach.config import load_settings
 from coach.corpus import load_documents, load_principles
 from coach.roleplay import start_roleplay
 
-pytestmark = [pytest.mark.real_model, pytest.mark.real_embeddings]
+# The same scripts `bench/chat_bench.py` times.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from chat_bench import CHAT, ROLEPLAY
 
-CHAT = [
-    "My CIO wants a cloud migration plan and the COO thinks IT is a cost centre. How do I pitch it?",
-    "How should I report our uptime figures in that pitch?",
-    "What should I avoid saying?",
-]
-ROLEPLAY = [
-    "I'd like budget to replace our ERP. The current one is 15 years old and out of vendor support.",
-    "Month-end close takes 10 days today; the new system should bring it to 4, freeing finance staff time.",
-    "We estimate $2.1M over two years, with payback in about 30 months.",
-]
+pytestmark = [pytest.mark.real_model, pytest.mark.real_embeddings]
 
 
 def timed_turn(service: ChatService, conversation: Conversation, message: str) -> tuple[float, float, str]:

@@ -55,6 +55,7 @@ class Line:
     second: bool = False  # ... the second half
     stands_alone: bool = True  # a second half that reads as a sentence of its own ("But later ..."), not "Which ..."
     joint: str = ""  # a second half: what joined it to the first in the draft (", " before "which ...")
+    nouns: dict[str, str] = field(default_factory=dict)  # a count token -> the noun its fact ends with, shown after it
 
 
 @dataclass
@@ -78,30 +79,71 @@ class LineAnswer:
         return (not self.ok, len(self.problems), len(self.claims), self.copy, len(self.novel))
 
 
-LONG_SENTENCE_WORDS = 24  # a sentence this long is asked for in two halves, split at a clause break
-MIN_HALF_WORDS = 6
+# A sentence this long is asked for in two halves, split at a clause break: the model keeps more of a short
+# sentence, and a half that fails costs only its own words kept as drafted (18 rather than 24 words: ...).
+LONG_SENTENCE_WORDS = 14
+MIN_HALF_WORDS = 5
 # Words opening a clause that leans on the one before it: a second half starting so is not a sentence alone.
-_DEPENDENT_WORDS = r"which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as"
-_CLAUSE_BREAK = re.compile(rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|while|although)\b))\s+")
+_DEPENDENT_WORDS = r"which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as|while"
+_CLAUSE_BREAK = re.compile(
+    rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|although|no|and (?:we|they|it|the|this|that|our|there))\b))\s+")
 _DEPENDENT = re.compile(rf"(?:{_DEPENDENT_WORDS})\b", re.IGNORECASE)
 
 
-def split_lines(token_text: str, statements: list[str] | None = None) -> list[Line]:
+_SCALE_WORDS = frozenset(["hundred", "thousand", "million", "billion", "trillion", "dozen", "k", "m", "bn"])
+
+
+def counted_nouns(text: str, facts: Mapping[str, str]) -> dict[str, str]:
+    """Count tokens whose fact ends with the noun it counts ("[NUMBER8]" = "more than 50,000 projects"), where
+    the text does not say that noun right after the token: the model, shown "[NUMBER8] are now using trusted
+    publishing", has to guess what is counted (it wrote "users", then "packages")."""
+    found: dict[str, str] = {}
+    for match in re.finditer(r"\[NUMBER\d+\]", text):
+        last = str(facts.get(match.group(0), "")).split()[-1:]
+        noun = last[0].lower() if last else ""
+        if not re.fullmatch(r"[a-z][a-z-]{2,}", noun) or noun in _SCALE_WORDS or noun in STOP_WORDS:
+            continue
+        if not re.match(rf"\s+{re.escape(noun)}\b", text[match.end():], re.IGNORECASE):
+            found[match.group(0)] = noun
+    return found
+
+
+def _noun_kept(text: str, token: str, noun: str) -> bool:
+    """After ``token`` comes its noun, or a word that cannot start another noun phrase for it ("[NUMBER1]
+    waiting", "[NUMBER1] are now ..."); not "[NUMBER1] new projects" nor "[NUMBER1] of projects", which would
+    restore as "50,000 projects new projects"."""
+    after = re.match(r"\s*([A-Za-z][A-Za-z'-]*)?", text[text.find(token) + len(token):])
+    word = (after.group(1) or "").lower() if after else ""
+    return (not word or word == noun or (word in STOP_WORDS and word != "of")
+            or word.endswith(("ing", "ed")))
+
+
+def _with_nouns(text: str, nouns: Mapping[str, str]) -> str:
+    """``text`` with each count token followed by its noun ("[NUMBER8] projects are now using ..."); restoring
+    the fact ("more than 50,000 projects projects") drops the repeat."""
+    for token, noun in nouns.items():
+        text = re.sub(rf"{re.escape(token)}(?!\s+{re.escape(noun)}\b)", f"{token} {noun}", text)
+    return text
+
+
+def split_lines(token_text: str, statements: list[str] | None = None,
+                facts: Mapping[str, str] | None = None) -> list[Line]:
     """The draft's sentences in order, each remembering its paragraph, its tokens and its word facts; a long
-    sentence becomes two halves, each asked for on its own."""
+    sentence becomes two halves, each asked for on its own. A count token is shown with the noun it counts."""
     lines: list[Line] = []
     for number, paragraph in enumerate(p for p in re.split(r"\n\s*\n", token_text) if p.strip()):
         for sentence in sentences(re.sub(r"\s*\n\s*", " ", paragraph)):
             halves, joint = _halves(sentence)
-            whole = plain_words(sentence) if len(halves) > 1 else ""
+            whole = _with_nouns(plain_words(sentence), counted_nouns(sentence, facts or {})) if len(halves) > 1 else ""
             for position, half in enumerate(halves):
                 tokens = list(dict.fromkeys(m.group(0) for m in TOKEN_RE.finditer(half)))
                 said = [s for s in statements or [] if s.lower() in half.lower()]
-                plain = plain_words(half)
+                nouns = counted_nouns(half, facts or {})
+                plain = _with_nouns(plain_words(half), nouns)
                 if position:  # shown to the model as a sentence of its own
                     plain = plain[:1].upper() + plain[1:]
                 lines.append(Line(original=half, plain=plain, paragraph=number, tokens=tokens, statements=said,
-                                  whole=whole, second=position == 1, joint=joint if position else "",
+                                  whole=whole, second=position == 1, joint=joint if position else "", nouns=nouns,
                                   stands_alone=not (position and _DEPENDENT.match(half))))
     return lines
 
@@ -178,6 +220,47 @@ _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", 
                          "key", "core", "dedicated"])
 
 
+_COPULAS = frozenset(["is", "was", "are", "were", "be", "been", "being", "seems", "seemed", "remained", "remains",
+                      "stayed", "became", "looks", "looked", "felt", "as", "and", "or", "but", "so"])
+_INTENSIFIERS = frozenset(["very", "really", "extremely", "quite", "so", "too", "relatively", "fairly", "most"])
+# Praise, size and manner only: taking one out leaves what the sentence says. Not a role ("the primary domain"
+# would become "the domain") nor a limit ("mostly", "temporary").
+_STRIPPABLE = frozenset(["brief", "minor", "major", "short", "small", "slight", "huge", "massive", "severe", "serious",
+                         "impressive", "excellent", "great", "good", "successful", "successfully", "smooth",
+                         "smoothly", "seamless", "seamlessly", "easy", "simple", "fully", "completely", "entirely",
+                         "quickly", "immediately", "amazing", "remarkable", "strong", "rapid", "rapidly"])
+
+
+def strip_judgements(source_words: set[str], text: str) -> str:
+    """``text`` without the praise or size words the model added before a word ("had a brief outage" -> "had an
+    outage", "we successfully moved" -> "we moved"); one that stands as what something is ("was smooth") stays,
+    for the judge to reject. Removing a word the sentence never said brings the answer back to it."""
+    words = list(re.finditer(r"[A-Za-z][A-Za-z'-]*", text))
+    cuts: list[tuple[int, int]] = []
+    for i, match in enumerate(words):
+        word = match.group(0).lower()
+        if word not in _STRIPPABLE or word in source_words or i + 1 >= len(words):
+            continue
+        following = words[i + 1]
+        if (text[match.end():following.start()] != " "  # end of a clause, a list ("quick, smooth") or a token
+                or following.group(0).lower() in ("and", "or", "but") or text[:match.start()].rstrip().endswith(",")):
+            continue
+        start = match.start()
+        previous = words[i - 1] if i else None
+        if previous is not None and text[previous.end():start] == " ":
+            if previous.group(0).lower() in _COPULAS:
+                continue
+            if previous.group(0).lower() in _INTENSIFIERS:
+                start = previous.start()
+        cuts.append((start, following.start()))
+    for start, end in reversed(cuts):
+        text = text[:start] + text[end:]
+    if not cuts:
+        return text
+    return re.sub(r"\b([Aa])n? (?=([A-Za-z]))",
+                  lambda m: f"{m.group(1)}{'n' if m.group(2).lower() in 'aeiou' else ''} ", text)
+
+
 def _limits(text: str) -> set[str]:
     idioms = re.sub(r"\b(?:all in all|in all|at all|after all)\b", " ", text.lower())  # "handled in all": in total
     words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", idioms.replace("\u2019", "'"))
@@ -223,7 +306,11 @@ def _role_changes(source: str, answer: str) -> list[str]:
         return {m.group(2): m.group(1).lower() for m in re.finditer(r"([A-Za-z]+)\W{0,2}\s*(\[[A-Z]+\d+\])", text)}
 
     was, now = before(source), before(answer)
-    return [f"{t} became what something is" for t, word in now.items() if word in _IS and was.get(t) in _WHEN]
+    found = [f"{t} became what something is" for t, word in now.items() if word in _IS and was.get(t) in _WHEN]
+    # "reduced the delay from [DURATION1]" (from 1h 20m to 40m) is not "reduced the delay by [DURATION1]".
+    found += [f"{t} became an amount" for t, word in now.items()
+              if word == "by" and was.get(t) in ("from", "to", "since", "until", "at", "on", "in")]
+    return found
 
 
 # What a count is of may be said with another verb: "requests served" are "requests handled".
@@ -250,6 +337,9 @@ _STATES = {
     "delayed": ("delay", "late", "slow", "wait", "held", "postpon"),
     "purge": ("purg", "clear", "empt", "clean", "delet", "remov"),
     "cancelled": ("cancel", "call", "stop", "drop"),
+    # "the migration off Homu" must not become "reliability with Homu".
+    "off ": ("off", "away", "leav", "left", "retir", "replac", "mov", "stop", "end", "drop", "no longer", "phas",
+             "disabl", "shut", "switch", "without", "remov"),
     # A direction is a state too: "to reduce the load" must not become "to store the load".
     "reduc": ("reduc", "lower", "cut", "decreas", "less", "fewer", "eas", "lighten", "drop", "fell", "shr", "minimi",
               "down", "sav", "small"),
@@ -322,10 +412,10 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                others: frozenset[str] = frozenset()) -> LineAnswer:
     """What code finds in the model's version of one sentence (``all_tokens``: every token of the draft, with
     its fact when known; ``others``: the other sentences' word stems)."""
-    text = reattach(line, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip())))
+    source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
+    text = reattach(line, strip_judgements(source_words, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip()))))
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
-    source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
     if not text:
         result.problems.append("empty")
     result.problems += [f"left out {t}" for t in line.tokens if t not in used]
@@ -334,6 +424,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
                         if t not in line.tokens and t in all_tokens]
     result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]
+    # The fact holds its noun: "[NUMBER8] new projects" would restore as "more than 50,000 projects new projects".
+    result.problems += [f'"{noun}" no longer follows {t}' for t, noun in line.nouns.items()
+                        if t in used and not _noun_kept(text, t, noun)]
     if re.search(r"\d", TOKEN_RE.sub("", text)) and not re.search(r"\d", TOKEN_RE.sub("", line.original)):
         result.problems.append("wrote a figure of its own")
     if len(text.split()) > 2 * len(line.original.split()) + 12:
@@ -344,8 +437,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                         and w not in str(facts.get(t, "")).lower().split()
                         and not w.endswith("ing")]  # "[NUMBER1] running tests": a verb, not a new count
     # In the words the model was shown: "[NUMBER1] that run benchmarks" was "... run performance tests".
-    result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain) if not _has_word(text, w)]
-    result.problems += [f'dropped "{w}"' for w in _states(line.original + " " + line.plain)
+    result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain)
+                        if not _has_word(text, w) and w not in line.nouns.values()]  # the fact holds its noun
+    result.problems += [f'dropped "{w.strip()}"' for w in _states(line.original + " " + line.plain)
                         if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain
     own_stems = content_stems(reference)
@@ -360,6 +454,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
     result.problems += _role_changes(line.original, text)
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
+    if "partly" in before and re.search(r"\b(?:parts? of|partial)", text, re.IGNORECASE):
+        after.add("partly")  # "still partially served by CloudFront": "CloudFront still serves part of it"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after - _ONLY_ADDED)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
     # A half of a long sentence may say what the whole sentence says: "This was due to X, which in turn created
@@ -381,22 +477,49 @@ def _examples() -> list[dict[str, str]]:
         return list(tomllib.load(handle)["example"])
 
 
-def _user(audience: str, cares: str, kind: str, texts: list[str], retry: bool = False) -> HumanMessage:
-    return HumanMessage(load_prompt("rewrite_lines_retry" if retry else "rewrite_lines_user").fill(
-        audience=audience, cares=cares, kind=kind, draft=data_block("draft", numbered(texts))))
+def _user(audience: str, cares: str, kind: str, texts: list[str], retry: bool = False,
+          keep: list[list[str]] | None = None) -> HumanMessage:
+    lost = [f"{number}: {', '.join(words)}" for number, words in enumerate(keep or [], 1) if words]
+    keep_block = ("Each new version must still say what its last version lost:\n" + data_block("keep", "\n".join(lost))
+                  if lost else "")
+    values = {"audience": audience, "cares": cares, "kind": kind, "draft": data_block("draft", numbered(texts))}
+    if retry:
+        return HumanMessage(load_prompt("rewrite_lines_retry").fill(**values, keep=keep_block).rstrip() + "\n")
+    return HumanMessage(load_prompt("rewrite_lines_user").fill(**values))
 
 
-def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: bool = False) -> list[BaseMessage]:
+def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: bool = False,
+                  keep: list[list[str]] | None = None) -> list[BaseMessage]:
     """Fixed system prompt and one worked example first (a cached prefix), then the sentences as data (a retry
-    says the earlier version kept the draft's wording or lost a detail)."""
+    says the earlier version kept the draft's wording or lost a detail, and names what each one lost)."""
     messages: list[BaseMessage] = [SystemMessage(load_prompt("rewrite_lines_system").fill())]
     for example in _examples():
         source = [s.strip() for s in example["draft"].strip().splitlines() if s.strip()]
         answer = [s.strip() for s in example["rewrite"].strip().splitlines() if s.strip()]
         messages += [_user(example["audience"], example["cares"], example["kind"], source),
                      AIMessage(numbered(answer))]
-    messages.append(_user(persona.label, persona.cares_about, kind_word, texts, retry))
+    messages.append(_user(persona.label, persona.cares_about, kind_word, texts, retry, keep))
     return messages
+
+
+def lost_words(line: Line, answer: LineAnswer | None) -> list[str]:
+    """What an earlier answer left out that its sentence says, as the sentence says it: tokens, and words that
+    limit or qualify it ("most", "active"); named in the next request."""
+    found: list[str] = []
+    for problem in answer.problems if answer else []:
+        token = re.fullmatch(r"left out (\[[A-Z]+\d+\])", problem)
+        if token:
+            found.append(token.group(1))
+            continue
+        word = re.fullmatch(r'dropped "([a-z-]+)"', problem)
+        if word is None:
+            continue
+        forms = [word.group(1), *(k for k, v in _LIMITS.items() if v == word.group(1))]
+        said = next((m.group(0) for form in forms
+                     for m in [re.search(rf"\b{re.escape(form)}\b", line.plain, re.IGNORECASE)] if m), None)
+        if said:
+            found.append(f'"{said}"')
+    return list(dict.fromkeys(found))
 
 
 def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[str], list[str]]:

@@ -27,6 +27,7 @@ from coach.rewrite_lines import (
     assemble,
     judge_line,
     line_messages,
+    lost_words,
     parse_numbered,
     settle,
     split_lines,
@@ -118,7 +119,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                   on_token: TokenSink | None, on_progress: ProgressSink | None) -> StrategyResult:
     """Sentence by sentence (``rewrite_lines``): all sentences once, then only those that failed, up to three
     rounds within the time budget; a sentence that never passes stays as the draft wrote it, in plain words."""
-    lines = split_lines(placeholders.text, placeholders.statements)
+    lines = split_lines(placeholders.text, placeholders.statements, placeholders.tokens)
     known = placeholders.tokens
     stems = [content_stems(line.original + " " + line.plain) for line in lines]
     others = [frozenset().union(*(stem for j, stem in enumerate(stems) if j != i)) for i in range(len(lines))]
@@ -143,19 +144,29 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
         for number, batch in enumerate(first_batches(lines, todo) if attempt == 0 else [todo]):
             if number and on_token:
                 on_token(" ")
+            keep = [lost_words(lines[i], best[i]) for i in batch] if attempt else None
             generations.append(_line_round(handle, persona, kind_word, placeholders, lines, batch, attempt,
-                                           on_token if attempt == 0 else None, cap))
+                                           on_token if attempt == 0 else None, cap, keep))
             answers = parse_numbered(generations[-1].text, len(batch))
-            if generations[-1].finish_reason == "length" and answers:
+            cut = generations[-1].finish_reason == "length"
+            if cut and answers:
                 del answers[max(answers)]  # cut off mid-sentence: never judge half a sentence
+            # Fewer answers than sentences: the model skipped or merged one, and the numbers after it may have
+            # slid, so an answer must also say most of what its sentence says ("We now watch for expiry." shares
+            # one word with "Root cause: the certificate expired." and would pass).
+            skipped = not cut and len(answers) < len(batch)
+            astray: dict[int, str] = {}
             for position, answer in answers.items():
-                # The model sometimes skips or merges a sentence and its numbers shift: an answer is also
-                # judged against the sentence whose figures it holds.
+                # An answer is also judged against the sentence whose figures it holds.
                 for index in _targets(batch[position - 1], answer, owner):
                     judged = judge_line(lines[index], answer, known, others[index])
-                    if index == batch[position - 1] and _misplaced(judged):
-                        _slid(lines, best, batch, position, answer, known, others)
+                    numbered_for = index == batch[position - 1]
+                    if numbered_for and skipped and judged.ok and not _covers(lines[index], answer):
+                        judged.problems.append("says too little of its sentence after a skipped one")
+                    if numbered_for and not judged.ok:
+                        astray[position] = answer
                     _keep_better(best, index, judged)
+            _slid(lines, best, batch, astray, known, others)
         todo = [i for i in todo if not _done(lines[i], best[i])]
         if not todo:
             break
@@ -169,7 +180,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
 
 def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, placeholders: Placeholders,
                 lines: list[Line], batch: list[int], attempt: int, on_token: TokenSink | None,
-                cap: int | None = None) -> Generation:
+                cap: int | None = None, keep: list[list[str]] | None = None) -> Generation:
     """One request for the sentences in ``batch``; later rounds (only failed or near-copy sentences) get a little
     more temperature for a different answer. (Stronger DRY there cut copying further but brought back wrong
     statements.)"""
@@ -182,7 +193,7 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
                                 seed=1000 + attempt, local_extra=SMALL_SAMPLING, stop=[f"\n{after}.", f"\n{after})"])
     restorer = StreamRestorer(on_token, placeholders)
     stream = NumberStripper(restorer)
-    generation = generate(handle, line_messages(persona, kind_word, texts, retry=attempt > 0), options,
+    generation = generate(handle, line_messages(persona, kind_word, texts, retry=attempt > 0, keep=keep), options,
                           on_token=stream)
     stream.flush()
     restorer.flush()
@@ -246,33 +257,28 @@ def _done(line: Line, answer: LineAnswer | None) -> bool:
     return answer is not None and answer.ok and (answer.copy < COPIED or len(line.plain.split()) < 6)
 
 
-def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], position: int, answer: str,
+def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], astray: dict[int, str],
           known: dict[str, str], others: list[frozenset[str]]) -> None:
-    """The model skipped or merged a sentence and its numbers slid by one: give the answer to the next sentence,
-    or else the previous one, if it passes there, says most of what that sentence says, and that sentence has no
-    passing answer yet (one only). Passing alone is too weak here: "We have a backup server for each service."
-    passes for "All servers will be read-only during the switch to the backup." but says something else."""
-    for near in (position, position - 2):  # 0-based positions of the next and the previous sentence
-        if not 0 <= near < len(batch):
-            continue
-        index, held = batch[near], best[batch[near]]
-        if held is not None and held.ok:
-            continue
-        judged = judge_line(lines[index], answer, known, others[index])
-        if judged.ok and _covers(lines[index], answer):
-            best[index] = judged
-            return
+    """The model skipped, split or merged a sentence and its numbers slid: an answer that failed for the
+    sentence it was numbered for goes to another sentence of the request that has no passing answer yet, if it
+    passes there and says most of what that sentence says (the nearest such sentence; one only). Passing alone
+    is too weak here: "We have a backup server for each service." passes for "All servers will be read-only
+    during the switch to the backup." but says something else."""
+    for position, answer in astray.items():
+        for near in sorted(range(len(batch)), key=lambda n: abs(n - (position - 1))):
+            index, held = batch[near], best[batch[near]]
+            if near == position - 1 or (held is not None and held.ok):
+                continue
+            judged = judge_line(lines[index], answer, known, others[index])
+            if judged.ok and _covers(lines[index], answer):
+                best[index] = judged
+                break
 
 
 def _covers(line: Line, answer: str) -> bool:
     """The answer holds at least half of the content words the model was shown (or words starting like them)."""
     own, said = content_stems(line.plain), {stem[:4] for stem in content_stems(answer)}
     return bool(own) and sum(stem[:4] in said for stem in own) >= SLID_COVERAGE * len(own)
-
-
-def _misplaced(judged: LineAnswer) -> bool:
-    """The answer reads like another sentence's: nothing in common with its own, or content from elsewhere."""
-    return any(p == "not about the same thing" or p.endswith("comes from another sentence") for p in judged.problems)
 
 
 def _keep_better(best: list[LineAnswer | None], index: int, judged: LineAnswer) -> None:

@@ -191,7 +191,7 @@ _CLAIM_STEMS = ("improv", "better", "reduc", "saving", "save", "saved", "cost", 
 
 # A direction the draft gives in other words may be said with the claim word: "raise the limit" -> "increase".
 _SAME_DIRECTION = {
-    "increas": r"\b(?:rose|rise[sn]?|rising|raise[sd]?|raising|grew|grow|doubl|tripl|climb|went up|up from)",
+    "increas": r"\b(?:rose|rise[sn]?|rising|raise[sd]?|raising|grew|grow|doubl|tripl|climb|went up|up from|elevat|higher|spike|surg)",
     "decreas": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv)",
     "reduc": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv|decreas)",
 }
@@ -201,7 +201,9 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
     """Rewrite sentences using benefit/cost/cause words the draft never uses: (sentence, the words)."""
     draft_lower = draft.lower()
     causal = r"\b(?:because|due to|caused|cause[sd]?|result(?:ed|ing)? in|led to|leading to|trigger(?:s|ed)?)\b"
-    draft_has_cause = re.search(causal, draft_lower) is not None
+    # "Recovery was delayed by X" says X caused the delay, as "delayed due to X" does.
+    agent = r"\b(?:delayed|slowed|blocked|stopped|prevented|hampered|hindered|interrupted|broken|disrupted) by\b"
+    draft_has_cause = re.search(causal, draft_lower) is not None or re.search(agent, draft_lower) is not None
     found = []
     for sentence in sentences(rewrite):
         lower = sentence.lower()

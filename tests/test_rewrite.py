@@ -474,3 +474,32 @@ def test_a_search_that_fails_is_said_and_the_rewrite_still_comes(monkeypatch: py
     [flag] = [f for f in result.flags if f.kind == "retrieval"]
     assert "Cannot reach the Chroma server" in flag.message and "organisation's documents" in flag.message
     assert len(result.feedback) >= 2  # the essays still back the feedback
+
+
+def test_answers_that_slid_by_two_sentences_still_find_their_sentence() -> None:
+    def skips_two(messages: list[BaseMessage]) -> str:
+        lines = draft_lines(messages)
+        if len(lines) < 5:
+            return good_reply(messages)
+        # The model skipped the second and third sentences; the last two answers came two numbers early.
+        return "\n".join(f"{i}. {GOOD[lines[n]]}" for i, n in enumerate([0, 3, 4], 1))
+
+    handle, fake = small_handle(skips_two, good_reply)
+    result = run(handle)
+    assert result.rewrite.count("We renewed the certificate.") == 1 and "We now watch for expiry." in result.rewrite
+    # "We now watch for expiry.", numbered for the root cause after two skipped sentences, shares one word with
+    # it: not enough to stand for it. The root cause is asked for again, with what had no answer.
+    assert draft_lines(fake.calls[1][0]) == ["[PERCENT1] of checkout requests failed with [CODE1] errors.",
+                                             "Root cause: a certificate on the load balancer expired.",
+                                             "Added expiry monitoring."]
+    assert "The cause was an expired certificate." in result.rewrite
+
+
+def test_a_retry_names_what_each_sentence_lost_inside_a_data_block() -> None:
+    lost = "[PERCENT1] of checkout requests failed with [CODE1] errors."
+    handle, fake = small_handle(lambda m: answer(draft_lines(m), {lost: "[PERCENT1] of checkout requests failed."}),
+                                good_reply)
+    result = run(handle)
+    retry = str(fake.calls[1][0][-1].content)
+    assert "<<<KEEP\n1: [CODE1]\nKEEP>>>" in retry and draft_lines(fake.calls[1][0]) == [lost]
+    assert "HTTP 503" in result.rewrite and result.facts.missing == []

@@ -55,9 +55,13 @@ def line(text: str) -> Line:
     ("[NUMBER1] of data transferred.", "[NUMBER1] of data transferred is [NUMBER1].", "[NUMBER1] used twice"),
     ("Some numbers on the scale of PyPI in [NUMBER1]:", "Let's look at the size of PyPI, which is [NUMBER1].",
      "[NUMBER1] became what something is"),
+    ("We enabled the new bot, completing the migration off Homu.", "We use a new bot, improving reliability with Homu.",
+     'dropped "off"'),
+    ("This reduced the delay of a full test result from [DURATION1].",
+     "This reduced the time to get a full test result by [DURATION1].", "[DURATION1] became an amount"),
 ])
 def test_a_sentence_that_changes_its_meaning_fails(source: str, answer: str, problem: str) -> None:
-    judged = judge_line(line(source), answer, {"[NUMBER1]", "[DATE1]", "[DATE2]", "[CODE1]"})
+    judged = judge_line(line(source), answer, {"[NUMBER1]", "[DATE1]", "[DATE2]", "[CODE1]", "[DURATION1]"})
     assert problem in judged.problems and not judged.ok
 
 
@@ -117,7 +121,7 @@ def test_a_word_after_a_name_is_not_a_new_count() -> None:
 
 def test_invented_judgements_and_benefits_are_claims() -> None:
     judged = judge_line(line("The feature flags service had an outage lasting [DURATION1]."),
-                        "A brief outage of the feature flags service lasted [DURATION1], improving nothing.",
+                        "The feature flags outage was brief: it lasted [DURATION1], improving nothing.",
                         {"[DURATION1]"})
     assert "brief" in judged.claims and "improv" in judged.claims and not judged.ok
 
@@ -266,12 +270,61 @@ def test_most_becoming_all_changes_what_the_sentence_says() -> None:
 def test_a_sentence_that_loses_its_direction_fails() -> None:
     """"to reduce the load" became "to store additional server load" in a real run: the words stayed, the
     meaning turned around."""
-    source = line("For [SYSTEM2], we also enabled extra caching, which adds a storage layer to reduce the load on "
-                  "our main server.")
+    source = line("For [SYSTEM2], caching adds a layer to reduce the load on our server.")
     wrong = judge_line(source, "For [SYSTEM2], we added extra caching to store additional server load.", {"[SYSTEM2]"})
     assert 'dropped "reduc"' in wrong.problems
-    assert judge_line(source, "For [SYSTEM2], we added extra caching, which eases the load on our main server.",
+    assert judge_line(source, "For [SYSTEM2], we added caching, which eases the load on our server.",
                       {"[SYSTEM2]"}).ok
     increased = line("Time limit values increased to handle peak load.")
     assert not judge_line(increased, "The new time limit values were applied.", set()).ok
     assert judge_line(increased, "We raised the time limits to handle peak load.", set()).ok
+
+
+def test_a_count_is_shown_with_the_noun_its_fact_holds_and_must_keep_it() -> None:
+    facts = {"[NUMBER1]": "more than 50,000 projects", "[NUMBER2]": "2.56 trillion"}
+    [count, total] = split_lines("[NUMBER1] are now using trusted publishing. [NUMBER2] total requests served.",
+                                 facts=facts)
+    assert count.plain == "[NUMBER1] projects are now using trusted publishing."  # the model need not guess
+    assert total.plain == "[NUMBER2] total requests served." and not total.nouns  # "trillion" counts nothing
+    assert judge_line(count, "[NUMBER1] projects now use trusted publishing.", facts).ok
+    for wrong in ("[NUMBER1] new projects now use trusted publishing.",  # "50,000 projects new projects"
+                  "[NUMBER1] of projects now use trusted publishing."):
+        assert '"projects" no longer follows [NUMBER1]' in judge_line(count, wrong, facts).problems
+    builds = {"[NUMBER1]": "around 1600 builds"}
+    waiting = split_lines("The queue is full with [NUMBER1] waiting.", facts=builds)[0]
+    judged = judge_line(waiting, "The queue is still full, with [NUMBER1] waiting.", builds)
+    assert judged.ok, judged.problems  # "around 1600 builds waiting": the fact brings its noun
+
+
+def test_part_of_says_partially_and_a_cause_or_rise_said_in_other_words_is_no_claim() -> None:
+    partly = judge_line(line("The index is still partially served by CloudFront."),
+                        "CloudFront still serves part of the index.", set())
+    assert not any("partly" in p for p in partly.problems), partly.problems
+    elevated = judge_line(line("The change coincided with elevated load on our main data store."),
+                          "The change came with increased load on our main data store.", set())
+    assert "increas" not in elevated.claims, elevated.claims
+    delayed = judge_line(line("Recovery was significantly delayed by built-in settings."),
+                         "Recovery was delayed due to built-in settings.", set())
+    assert "a cause" not in delayed.claims, delayed.claims
+    invented = judge_line(line("Recovery was slow."), "Recovery was slow due to built-in settings.", set())
+    assert "a cause" in invented.claims
+
+
+def test_a_sentence_joined_by_and_we_is_asked_for_in_two_halves() -> None:
+    first, second = split_lines("Note that the index is still partially served by CloudFront, and we can "
+                                "configure how much traffic goes to each network.")
+    assert first.plain == "Note that the index is still partially served by CloudFront."
+    assert second.plain == "And we can configure how much traffic goes to each network." and second.stands_alone
+    assert second.joint == ", "
+
+
+def test_praise_or_size_the_model_added_before_a_word_is_taken_out_and_the_rest_judged() -> None:
+    source = line("On [DATE1], the service experienced an outage lasting [DURATION1].")
+    judged = judge_line(source, "On [DATE1], the service had a brief outage lasting [DURATION1].",
+                        {"[DATE1]", "[DURATION1]"})
+    assert judged.text == "On [DATE1], the service had an outage lasting [DURATION1]." and judged.ok
+    moved = judge_line(line("We moved the site to the new servers."), "We successfully moved the site to new servers.",
+                       set())
+    assert moved.text == "We moved the site to new servers." and moved.ok
+    stated = judge_line(line("We moved the site to the new servers."), "The move to the new servers was smooth.", set())
+    assert "smooth" in stated.claims and not stated.ok  # what something is, not a word before another: it stays

@@ -57,6 +57,14 @@ class Line:
     joint: str = ""  # a second half: what joined it to the first in the draft (", " before "which ...")
     nouns: dict[str, str] = field(default_factory=dict)  # a count token -> the noun its fact ends with, shown after it
 
+    @property
+    def shown(self) -> str:
+        """What the model is asked to rewrite: the plain words without a name or code that stands alone in
+        brackets after a word ("Rust releases ([SYSTEM1]) and crates ([SYSTEM2])" -> "Rust releases and
+        crates"). The model tended to drop one of two such names and fail the sentence; code puts each back
+        after its word (``reattach``), and the sentence fails only if that word is gone."""
+        return _BRACKETED_NAME.sub("", self.plain)
+
 
 @dataclass
 class LineAnswer:
@@ -90,6 +98,7 @@ _CLAUSE_BREAK = re.compile(
 _DEPENDENT = re.compile(rf"(?:{_DEPENDENT_WORDS})\b", re.IGNORECASE)
 
 
+_BRACKETED_NAME = re.compile(r"(?<=[A-Za-z0-9\]])\s*\(\s*\[(?:SYSTEM|CODE)\d+\]\s*\)")
 _SCALE_WORDS = frozenset(["hundred", "thousand", "million", "billion", "trillion", "dozen", "k", "m", "bn"])
 
 
@@ -208,7 +217,8 @@ def _after_token_words(text: str) -> list[tuple[str, str]]:
 # ("still partially served" is not "still served"; "might be disrupted" is not "will be disrupted").
 _LIMITS = {"not": "not", "no": "no", "never": "never", "without": "without", "only": "only", "partially": "partly",
            "partly": "partly", "except": "except", "unless": "unless", "might": "may", "may": "may",
-           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all"}
+           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all",
+           "fewer": "fewer"}
 _ONLY_ADDED = frozenset(["all"])  # "[PERCENT1] of all uploads" may lose "all"; "most wikis" may not become "all"
 # Judgements a sentence must not gain: "a brief outage", "a minor change", "a seamless move".
 _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", "temporary", "huge", "massive",
@@ -377,11 +387,18 @@ def reattach(line: Line, answer: str) -> str:
     for token in line.tokens:
         if token in answer:
             continue
-        found = re.search(rf"([A-Za-z][\w.'-]*)\s*\(\s*{re.escape(token)}\s*\)", line.original)
+        found = re.search(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*?)[.,;:]?\s*\(\s*{re.escape(token)}\s*\)", line.original)
         if found is None:
             continue
-        word = re.search(rf"\b{re.escape(found.group(1))}\b", answer, re.IGNORECASE)
-        if word is not None:
+        head = re.escape(found.group(1))
+        pattern = head if head.startswith(r"\[") else rf"\b{head}\b(?![\w-]|\.\w)"
+        in_source = list(re.finditer(pattern, line.original, re.IGNORECASE))
+        in_answer = list(re.finditer(pattern, answer, re.IGNORECASE))
+        # "from the main server ([SYSTEM1]) to the backup server ([SYSTEM2])": the same word twice, so each
+        # name goes after the occurrence it followed in the draft, and only if the answer has as many.
+        nth = sum(m.start() < found.start(1) for m in in_source)
+        if len(in_answer) == len(in_source) and nth < len(in_answer):
+            word = in_answer[nth]
             answer = f"{answer[:word.end()]} ({token}){answer[word.end():]}"
     return answer
 

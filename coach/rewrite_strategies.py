@@ -184,7 +184,7 @@ def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, place
     """One request for the sentences in ``batch``; later rounds (only failed or near-copy sentences) get a little
     more temperature for a different answer. (Stronger DRY there cut copying further but brought back wrong
     statements.)"""
-    texts = [lines[i].plain for i in batch]
+    texts = [lines[i].shown for i in batch]
     budget = min(900, 40 + 2 * sum(count_tokens(t) for t in texts), cap or 900)
     # The model sometimes goes on past the last sentence (splitting a list, or adding a line of its own); answers
     # numbered beyond the batch are never used, so it is stopped there.

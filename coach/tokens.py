@@ -98,3 +98,15 @@ def truncate_tokens(text: str, n: int) -> str:
     if len(tokens) <= n:
         return text
     return get_encoding().decode(tokens[:n])
+
+
+COMMON_RANK = 2000  # a word that is one of the first 2,000 tokens of cl100k_base is everyday English ("other", "right")
+
+
+@lru_cache(maxsize=8192)
+def is_everyday_word(word: str) -> bool:
+    """``word`` (lower case) is a single early token of the tokenizer's vocabulary: the byte-pair merges are
+    learnt most frequent first, so a low rank marks a very common word ("other" 1023, "take" 1935), not a
+    detail someone invented ("region" 5654, "domain" 8106, "packages" 14519)."""
+    ids = get_encoding().encode(" " + word, disallowed_special=())
+    return len(ids) == 1 and ids[0] < COMMON_RANK

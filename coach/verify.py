@@ -194,6 +194,9 @@ _SAME_DIRECTION = {
     "increas": r"\b(?:rose|rise[sn]?|rising|raise[sd]?|raising|grew|grow|doubl|tripl|climb|went up|up from|elevat|higher|spike|surg)",
     "decreas": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv)",
     "reduc": r"\b(?:fell|fall|drop|lower|cut|down from|shr[iau]nk|halv|decreas)",
+    # "guardrails" are safety measures; "phishing-proof" login is phishing protection.
+    "safe": r"\b(?:guardrail|safeguard)",
+    "protect": r"(?:-proof\b|\bguardrail|\bsafeguard)",
 }
 
 
@@ -222,8 +225,19 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
 COMMON_WORDS = frozenset(["business", "customer", "customers", "user", "users", "staff", "people", "service", "services", "system", "systems", "team", "teams", "issue", "issues", "problem", "problems", "time", "times", "help", "helps", "ensure", "work", "working", "affected", "affect", "affecting", "impact", "impacted", "new", "also", "will", "would", "result", "results", "change", "changes", "changed", "process", "period", "during", "today", "week", "month", "year", "years", "update", "updates", "data", "place", "able", "make", "made", "need", "needs", "number", "numbers", "high", "higher", "low", "lower", "part", "parts", "well", "available", "availability", "expect", "expected", "some", "more", "most", "less", "caused", "cause", "causing", "leading", "led", "went", "using", "used", "added", "another", "progress", "complete", "completed"])
 
 
+_CONTRACTED = frozenset(["don", "doesn", "didn", "won", "isn", "aren", "wasn", "weren", "hasn", "haven", "let",
+                         "we", "they", "it", "you", "i", "that", "there", "can", "couldn", "shouldn"])
+
+
 def novel_words(draft: str, rewrite: str) -> list[str]:
-    """Content words of the rewrite that neither the draft nor common business prose uses (a sign of invention)."""
-    known = {w[:5] for w in re.findall(r"[a-z][a-z'-]+", draft.lower())} | {w[:5] for w in COMMON_WORDS}
-    plain = TOKEN_RE.sub(" ", rewrite).lower()
-    return [w for w in re.findall(r"[a-z][a-z'-]+", plain) if w not in STOP_WORDS and len(w) > 3 and w[:5] not in known]
+    """Content words of the rewrite that neither the draft nor common prose uses (a sign of invention): not a
+    contraction ("we'll"), a part of a hyphenated draft word ("switch" of "post-switch") or an everyday word."""
+    from coach.tokens import is_everyday_word
+
+    draft_words = re.findall(r"[a-z][a-z'-]+", draft.lower().replace("\u2019", "'"))
+    known = {w[:5] for w in draft_words} | {p[:5] for w in draft_words for p in w.split("-")}
+    known |= {w[:5] for w in COMMON_WORDS}
+    plain = TOKEN_RE.sub(" ", rewrite).lower().replace("\u2019", "'")
+    return [w for w in re.findall(r"[a-z][a-z'-]+", plain)
+            if w not in STOP_WORDS and len(w) > 3 and w[:5] not in known
+            and not ("'" in w and w.split("'")[0] in STOP_WORDS | _CONTRACTED) and not is_everyday_word(w)]

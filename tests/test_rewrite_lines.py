@@ -55,6 +55,8 @@ def line(text: str) -> Line:
     ("[NUMBER1] of data transferred.", "[NUMBER1] of data transferred is [NUMBER1].", "[NUMBER1] used twice"),
     ("Some numbers on the scale of PyPI in [NUMBER1]:", "Let's look at the size of PyPI, which is [NUMBER1].",
      "[NUMBER1] became what something is"),
+    ("Affecting at first one wiki, but later most other wikis.", "It affected most of one wiki but fewer other wikis.",
+     'added "fewer"'),
     ("We enabled the new bot, completing the migration off Homu.", "We use a new bot, improving reliability with Homu.",
      'dropped "off"'),
     ("This reduced the delay of a full test result from [DURATION1].",
@@ -328,3 +330,39 @@ def test_praise_or_size_the_model_added_before_a_word_is_taken_out_and_the_rest_
     assert moved.text == "We moved the site to new servers." and moved.ok
     stated = judge_line(line("We moved the site to the new servers."), "The move to the new servers was smooth.", set())
     assert "smooth" in stated.claims and not stated.ok  # what something is, not a word before another: it stays
+
+
+def test_names_alone_in_brackets_are_not_shown_to_the_model_and_come_back_after_their_word() -> None:
+    tokens = {"[SYSTEM1]", "[SYSTEM2]", "[SYSTEM3]"}
+    [both, after_name] = split_lines("Rust releases ([SYSTEM1]) and crates ([SYSTEM2]) will be served by Fastly. "
+                                     "This covers only releases ([SYSTEM1]) and [SYSTEM3] ([SYSTEM2]).")
+    assert both.shown == "Rust releases and crates will be served by Fastly."
+    assert after_name.shown == "This covers only releases and [SYSTEM3]."
+    judged = judge_line(both, "Rust releases and crates will come from Fastly.", tokens)
+    assert judged.text == "Rust releases ([SYSTEM1]) and crates ([SYSTEM2]) will come from Fastly." and judged.ok
+    judged = judge_line(after_name, "It only covers releases and [SYSTEM3].", tokens)
+    assert judged.text == "It only covers releases ([SYSTEM1]) and [SYSTEM3] ([SYSTEM2])." and judged.ok
+    lost = judge_line(both, "Releases and crates.io will come from Fastly.", tokens)  # "crates" is gone
+    assert lost.text.startswith("Releases ([SYSTEM1]) and crates.io will") and "left out [SYSTEM2]" in lost.problems
+
+
+def test_names_after_the_same_word_twice_go_back_in_the_draft_order_or_not_at_all() -> None:
+    tokens = {"[SYSTEM1]", "[SYSTEM2]"}
+    source = line("We switch from the main server ([SYSTEM1]) to the backup server ([SYSTEM2]).")
+    judged = judge_line(source, "We move from the main server to the backup server.", tokens)
+    assert judged.text == "We move from the main server ([SYSTEM1]) to the backup server ([SYSTEM2])." and judged.ok
+    once = judge_line(source, "We move the service to another server.", tokens)
+    assert "left out [SYSTEM1]" in once.problems and "left out [SYSTEM2]" in once.problems
+
+
+def test_everyday_words_contractions_and_parts_of_hyphenated_words_are_not_invention() -> None:
+    answer = "We'll check everything before and after the switch so everything is in the right state."
+    source = line("Pre- and post-switch checks to verify everything is in the expected state.")
+    checks = judge_line(source, answer, set())
+    assert checks.novel == [] and checks.ok, (checks.novel, checks.problems, checks.claims)
+    guardrails = judge_line(line("Since last time, we've added a few guardrails:"),
+                            "Since the last time, we added some safety measures:", set())
+    assert guardrails.claims == [] and guardrails.ok
+    invented = judge_line(line("We start on Monday with the new network."),
+                          "We start on Monday with the new network as the primary domain in the region.", set())
+    assert {"primary", "domain", "region"} <= set(invented.novel) and not invented.ok

@@ -92,13 +92,15 @@ class LineAnswer:
 LONG_SENTENCE_WORDS = 14
 MIN_HALF_WORDS = 5
 # Words opening a clause that leans on the one before it: a second half starting so is not a sentence alone.
-_DEPENDENT_WORDS = r"which|affecting|resulting|albeit|because|including|leading|causing|so that|as well as|while"
+# A participle clause (", completing the migration", ", increasing the team's capacity") is one too.
+_DEPENDENT_WORDS = (r"which|albeit|because|so that|as well as|while"
+                    r"|(?!(?:during|nothing|something|anything|everything|morning|evening)\b)[a-z]{3,}ing")
 _CLAUSE_BREAK = re.compile(
     rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|although|no|and (?:we|they|it|the|this|that|our|there))\b))\s+")
 _DEPENDENT = re.compile(rf"(?:{_DEPENDENT_WORDS})\b", re.IGNORECASE)
 
 
-_BRACKETED_NAME = re.compile(r"(?<=[A-Za-z0-9\]])\s*\(\s*\[(?:SYSTEM|CODE)\d+\]\s*\)")
+_BRACKETED_NAME = re.compile(r"(?<=[A-Za-z0-9\]])\s*\(\s*\[(?:SYSTEM|CODE)\d+\](?:\s*,\s*\[(?:SYSTEM|CODE)\d+\])*\s*\)")
 _SCALE_WORDS = frozenset(["hundred", "thousand", "million", "billion", "trillion", "dozen", "k", "m", "bn"])
 
 
@@ -309,6 +311,11 @@ _WHEN = frozenset(["in", "on", "at", "since", "until", "by", "from", "during", "
 _IS = frozenset(["is", "was", "are", "were", "be", "been"])
 
 
+_FUTURE = re.compile(r"\b(?:will|shall|going to)\b|['\u2019]ll\b", re.IGNORECASE)
+_FUTURE_SAID = re.compile(r"\b(?:will|shall|going to|plan|schedul|expect|upcoming|next|soon|tomorrow|from now|"
+                          r"intend|aim)|['\u2019]ll\b", re.IGNORECASE)
+
+
 def _role_changes(source: str, answer: str) -> list[str]:
     """A figure that said when or where ("PyPI in [NUMBER1]") now says what something is ("PyPI, which is
     [NUMBER1]")."""
@@ -379,17 +386,19 @@ _WHEN_TOKEN = r"\[(?:DATE|TIME|DURATION)\d+\]"
 _SIMPLE_START = frozenset(["The", "A", "An", "We", "There", "This", "It", "Our", "All", "Some", "Most"])
 
 
+_TOKEN_GROUP = r"\[[A-Z]+\d+\](?:\s*,\s*\[[A-Z]+\d+\])*"  # "[CODE2], [CODE3]"
+
+
 def reattach(line: Line, answer: str) -> str:
-    """Put back a token the model left out where the draft had it in brackets after a word the answer still
-    uses ("Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again), or as a phrase
-    of time opening or closing the sentence ("..., since [TIME1]." -> the answer ends with it too)."""
+    """Put back tokens the model left out where the draft had them alone in brackets after a word the answer
+    still uses ("Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again; "OS
+    upgrade ([CODE2], [CODE3])" likewise), or as a phrase of time opening or closing the sentence ("..., since
+    [TIME1]." -> the answer ends with it too)."""
     answer = _reattach_when(line, answer)
-    for token in line.tokens:
-        if token in answer:
-            continue
-        found = re.search(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*?)[.,;:]?\s*\(\s*{re.escape(token)}\s*\)", line.original)
-        if found is None:
-            continue
+    for found in re.finditer(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*?)[.,;:]?\s*\(\s*({_TOKEN_GROUP})\s*\)", line.original):
+        group = found.group(2)
+        if any(m.group(0) in answer for m in TOKEN_RE.finditer(group)):
+            continue  # the model kept some of them: where it put them is for the judge
         head = re.escape(found.group(1))
         pattern = head if head.startswith(r"\[") else rf"\b{head}\b(?![\w-]|\.\w)"
         in_source = list(re.finditer(pattern, line.original, re.IGNORECASE))
@@ -399,7 +408,7 @@ def reattach(line: Line, answer: str) -> str:
         nth = sum(m.start() < found.start(1) for m in in_source)
         if len(in_answer) == len(in_source) and nth < len(in_answer):
             word = in_answer[nth]
-            answer = f"{answer[:word.end()]} ({token}){answer[word.end():]}"
+            answer = f"{answer[:word.end()]} ({group}){answer[word.end():]}"
     return answer
 
 
@@ -470,6 +479,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                         if t in text]
     result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
     result.problems += _role_changes(line.original, text)
+    if _FUTURE.search(line.original) and not _FUTURE_SAID.search(text):
+        result.problems.append("no longer says it is still to come")  # "will be served" is not "are available"
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     if "partly" in before and re.search(r"\b(?:parts? of|partial)", text, re.IGNORECASE):
         after.add("partly")  # "still partially served by CloudFront": "CloudFront still serves part of it"

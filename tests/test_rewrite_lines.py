@@ -57,6 +57,8 @@ def line(text: str) -> Line:
      "[NUMBER1] became what something is"),
     ("Affecting at first one wiki, but later most other wikis.", "It affected most of one wiki but fewer other wikis.",
      'added "fewer"'),
+    ("Releases will be served through both CloudFront and Fastly.",
+     "Releases are now available through both CloudFront and Fastly.", "no longer says it is still to come"),
     ("We enabled the new bot, completing the migration off Homu.", "We use a new bot, improving reliability with Homu.",
      'dropped "off"'),
     ("This reduced the delay of a full test result from [DURATION1].",
@@ -366,3 +368,11 @@ def test_everyday_words_contractions_and_parts_of_hyphenated_words_are_not_inven
     invented = judge_line(line("We start on Monday with the new network."),
                           "We start on Monday with the new network as the primary domain in the region.", set())
     assert {"primary", "domain", "region"} <= set(invented.novel) and not invented.ok
+
+
+def test_a_participle_clause_is_a_dependent_second_half() -> None:
+    first, second = split_lines("We have now enabled the new bot to merge code changes, completing the migration off "
+                                "Homu and improving reliability.")
+    assert first.plain == "We have now enabled the new bot to merge code changes."
+    assert second.plain == "Completing the migration off Homu and improving reliability." and not second.stands_alone
+    assert len(split_lines("During the move, nothing changed for the users of the main site and its mirrors.")) == 1

@@ -96,7 +96,8 @@ MIN_HALF_WORDS = 5
 _DEPENDENT_WORDS = (r"which|albeit|because|so that|as well as|while"
                     r"|(?!(?:during|nothing|something|anything|everything|morning|evening)\b)[a-z]{3,}ing")
 _CLAUSE_BREAK = re.compile(
-    rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|although|no|and (?:we|they|it|the|this|that|our|there))\b))\s+")
+    rf"(?:;|:|,(?=\s+(?:{_DEPENDENT_WORDS}|but|although|no|and (?:we|they|it|the|this|that|our|there))\b)"
+    r"|(?<=[a-z])(?=\s+while\s+(?:we|they|it|the|our)\b))\s+")  # "... write outage while we switch over ..."
 _DEPENDENT = re.compile(rf"(?:{_DEPENDENT_WORDS})\b", re.IGNORECASE)
 
 
@@ -316,6 +317,17 @@ _FUTURE_SAID = re.compile(r"\b(?:will|shall|going to|plan|schedul|expect|upcomin
                           r"intend|aim)|['\u2019]ll\b", re.IGNORECASE)
 
 
+def _still_to_come(source: str, answer: str) -> str:
+    """"will be served" that the model wrote as "are being served" or "is now live", put back in the future
+    (one such "is"/"are" only); any other answer that lost the future is left for the judge to reject."""
+    if not _FUTURE.search(source) or _FUTURE_SAID.search(answer):
+        return answer
+    found = list(re.finditer(r"\b(?:is|are)(?: now| being)?\b", answer))
+    if len(found) != 1 or not re.search(r"\bwill be\b", source, re.IGNORECASE):
+        return answer
+    return answer[:found[0].start()] + "will be" + answer[found[0].end():]
+
+
 def _role_changes(source: str, answer: str) -> list[str]:
     """A figure that said when or where ("PyPI in [NUMBER1]") now says what something is ("PyPI, which is
     [NUMBER1]")."""
@@ -440,6 +452,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     its fact when known; ``others``: the other sentences' word stems)."""
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
     text = reattach(line, strip_judgements(source_words, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip()))))
+    text = _still_to_come(line.original, text)
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     if not text:

@@ -58,7 +58,7 @@ def line(text: str) -> Line:
     ("Affecting at first one wiki, but later most other wikis.", "It affected most of one wiki but fewer other wikis.",
      'added "fewer"'),
     ("Releases will be served through both CloudFront and Fastly.",
-     "Releases are now available through both CloudFront and Fastly.", "no longer says it is still to come"),
+     "Releases went live on both CloudFront and Fastly.", "no longer says it is still to come"),
     ("We enabled the new bot, completing the migration off Homu.", "We use a new bot, improving reliability with Homu.",
      'dropped "off"'),
     ("This reduced the delay of a full test result from [DURATION1].",
@@ -376,3 +376,26 @@ def test_a_participle_clause_is_a_dependent_second_half() -> None:
     assert first.plain == "We have now enabled the new bot to merge code changes."
     assert second.plain == "Completing the migration off Homu and improving reliability." and not second.stands_alone
     assert len(split_lines("During the move, nothing changed for the users of the main site and its mirrors.")) == 1
+
+
+def test_a_long_sentence_splits_before_while_we_and_a_failed_second_half_rejoins_it() -> None:
+    from coach.rewrite_lines import LineAnswer, settle
+
+    first, second = split_lines("During this window we expect a short write outage while we switch over the service "
+                                "from the main server to the backup server.")
+    assert first.plain == "During this window we expect a short write outage."
+    assert second.plain.startswith("While we switch over") and not second.stands_alone
+    chosen, kept = settle([first, second], [LineAnswer(text="We expect a short write outage then."),
+                                            LineAnswer(text="x", problems=["empty"])])
+    assert kept == [second.plain[:1].lower() + second.plain[1:]]
+    assert chosen[0] == ("We expect a short write outage then while we switch over the service from the main server "
+                         "to the backup server.")
+
+
+def test_will_be_written_as_is_or_are_is_put_back_in_the_future() -> None:
+    source = line("Releases will be served through both CloudFront and Fastly.")
+    judged = judge_line(source, "Releases are now available through both CloudFront and Fastly.", set())
+    assert judged.text == "Releases will be available through both CloudFront and Fastly." and judged.ok
+    present = line("Releases are served through both CloudFront and Fastly.")
+    unchanged = judge_line(present, "Releases are delivered by CloudFront and Fastly.", set())
+    assert unchanged.text.startswith("Releases are delivered")

@@ -88,7 +88,8 @@ class LineAnswer:
 
 
 # A sentence this long is asked for in two halves, split at a clause break: the model keeps more of a short
-# sentence, and a half that fails costs only its own words kept as drafted (18 rather than 24 words: ...).
+# sentence, and a half that fails costs only its own words kept as drafted (14 rather than 24 words: median copy
+# 0.204 / 0.234 / 0.239 against 0.302 / 0.360 / 0.236 for CFO / COO / board over the dev drafts).
 LONG_SENTENCE_WORDS = 14
 MIN_HALF_WORDS = 5
 # Words opening a clause that leans on the one before it: a second half starting so is not a sentence alone.

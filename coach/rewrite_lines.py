@@ -239,10 +239,9 @@ _COPULAS = frozenset(["is", "was", "are", "were", "be", "been", "being", "seems"
 _INTENSIFIERS = frozenset(["very", "really", "extremely", "quite", "so", "too", "relatively", "fairly", "most"])
 # Praise, size and manner only: taking one out leaves what the sentence says. Not a role ("the primary domain"
 # would become "the domain") nor a limit ("mostly", "temporary").
-_STRIPPABLE = frozenset(["brief", "minor", "major", "short", "small", "slight", "huge", "massive", "severe", "serious",
-                         "impressive", "excellent", "great", "good", "successful", "successfully", "smooth",
-                         "smoothly", "seamless", "seamlessly", "easy", "simple", "fully", "completely", "entirely",
-                         "quickly", "immediately", "amazing", "remarkable", "strong", "rapid", "rapidly"])
+_STRIPPABLE = _JUDGEMENTS - frozenset(["temporary", "critical", "bad", "free", "always", "high", "low", "well",
+                                       "growing", "popular", "widely", "largely", "mostly", "primary", "main",
+                                       "default", "sole", "official", "key", "core", "dedicated"])
 
 
 def strip_judgements(source_words: set[str], text: str) -> str:

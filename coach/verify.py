@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from coach.analysis import sentences
 from coach.facts import Fact, extract_facts
+from coach.tokens import is_everyday_word
 
 TOKEN_RE = re.compile(r"\[([A-Z]+)(\d+)\]")
 _LABEL = {"date": "DATE", "time": "TIME", "duration": "DURATION", "percent": "PERCENT", "money": "AMOUNT",
@@ -232,8 +233,6 @@ _CONTRACTED = frozenset(["don", "doesn", "didn", "won", "isn", "aren", "wasn", "
 def novel_words(draft: str, rewrite: str) -> list[str]:
     """Content words of the rewrite that neither the draft nor common prose uses (a sign of invention): not a
     contraction ("we'll"), a part of a hyphenated draft word ("switch" of "post-switch") or an everyday word."""
-    from coach.tokens import is_everyday_word
-
     draft_words = re.findall(r"[a-z][a-z'-]+", draft.lower().replace("\u2019", "'"))
     known = {w[:5] for w in draft_words} | {p[:5] for w in draft_words for p in w.split("-")}
     known |= {w[:5] for w in COMMON_WORDS}

@@ -275,7 +275,8 @@ def strip_judgements(source_words: set[str], text: str) -> str:
 
 
 def _limits(text: str) -> set[str]:
-    idioms = re.sub(r"\b(?:all in all|in all|at all|after all)\b", " ", text.lower())  # "handled in all": in total
+    # "handled in all": in total; "no matter their settings": regardless
+    idioms = re.sub(r"\b(?:all in all|in all|at all|after all|no matter)\b", " ", text.lower())
     words = re.findall(r"[a-z]+(?:[-'][a-z]+)*", idioms.replace("\u2019", "'"))
     return {"not" if w.endswith("n't") else _LIMITS[w] for w in words if w.endswith("n't") or w in _LIMITS}
 
@@ -306,6 +307,12 @@ def _bracketed(text: str) -> set[str]:
         found |= {m.group(0) for m in TOKEN_RE.finditer(group)
                   if alone or m.group(1) in ("NUMBER", "PERCENT", "AMOUNT", "DURATION")}
     return found
+
+
+def _counted_word(text: str, token: str) -> str | None:
+    """The word right after ``token`` ("[NUMBER1] build waiting" -> "build"), None if there is none."""
+    after = re.search(rf"{re.escape(token)}\s+([A-Za-z][\w-]*)", text)
+    return after.group(1).lower()[:4] if after else None
 
 
 _WHEN = frozenset(["in", "on", "at", "since", "until", "by", "from", "during", "before", "after"])
@@ -363,7 +370,7 @@ _STATES = {
     "unavailable": ("unavailab", "down", "offline", "outage", "not available", "inaccessib", "cannot", "can't"),
     "disrupted": ("disrupt", "interrupt", "outage", "down", "unavailab", "affect", "break", "broke", "fail"),
     "failed": ("fail", "error", "unsuccess", "broke", "not work", "n't work", "lost"),
-    "delayed": ("delay", "late", "slow", "wait", "held", "postpon"),
+    "delayed": ("delay", "late", "slow", "wait", "held", "postpon", "longer"),  # "took longer"
     "purge": ("purg", "clear", "empt", "clean", "delet", "remov"),
     "cancelled": ("cancel", "call", "stop", "drop"),
     # "the migration off Homu" must not become "reliability with Homu".
@@ -407,21 +414,53 @@ def reattach(line: Line, answer: str) -> str:
     upgrade ([CODE2], [CODE3])" likewise), or as a phrase of time opening or closing the sentence ("..., since
     [TIME1]." -> the answer ends with it too)."""
     answer = _reattach_when(line, answer)
-    for found in re.finditer(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*?)[.,;:]?\s*\(\s*({_TOKEN_GROUP})\s*\)", line.original):
-        group = found.group(2)
-        if any(m.group(0) in answer for m in TOKEN_RE.finditer(group)):
-            continue  # the model kept some of them: where it put them is for the judge
-        head = re.escape(found.group(1))
-        pattern = head if head.startswith(r"\[") else rf"\b{head}\b(?![\w-]|\.\w)"
-        in_source = list(re.finditer(pattern, line.original, re.IGNORECASE))
-        in_answer = list(re.finditer(pattern, answer, re.IGNORECASE))
-        # "from the main server ([SYSTEM1]) to the backup server ([SYSTEM2])": the same word twice, so each
-        # name goes after the occurrence it followed in the draft, and only if the answer has as many.
-        nth = sum(m.start() < found.start(1) for m in in_source)
-        if len(in_answer) == len(in_source) and nth < len(in_answer):
-            word = in_answer[nth]
-            answer = f"{answer[:word.end()]} ({group}){answer[word.end():]}"
+    # The plain words first: they are what the model saw ("the backup server ([SYSTEM2])" where the draft said
+    # "the spare host ([SYSTEM2])").
+    for source in (line.plain, line.original):
+        for found in re.finditer(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*?)[.,;:]?\s*\(\s*({_TOKEN_GROUP})\s*\)", source):
+            group = found.group(2)
+            if any(m.group(0) in answer for m in TOKEN_RE.finditer(group)):
+                continue  # the model kept some of them: where it put them is for the judge
+            answer = _after_nth(source, answer, found.group(1), found.start(1), f" ({group})")
+        # A name or code just before its word, where the answer kept the word: "[CODE1] errors" -> "errors".
+        for found in re.finditer(r"(\[(?:SYSTEM|CODE)\d+\]) ([A-Za-z][\w-]+)", source):
+            token, word = found.groups()
+            if token not in answer and word.lower() not in STOP_WORDS and len(word) > 2:
+                answer = _after_nth(source, answer, word, found.start(2), token + " ", before=True)
     return answer
+
+
+def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before: bool = False) -> str:
+    """``insert`` put after (or before) the answer's occurrence of ``head`` that matches the one at ``at`` in
+    ``source``: "from the main server ([SYSTEM1]) to the backup server ([SYSTEM2])" has the same word twice, so
+    each name goes to the occurrence it was at in the draft, and only if the answer has as many."""
+    escaped = re.escape(head)
+    pattern = escaped if escaped.startswith(r"\[") else rf"\b{escaped}\b(?![\w-]|\.\w)"
+    in_source = list(re.finditer(pattern, source, re.IGNORECASE))
+    in_answer = list(re.finditer(pattern, answer, re.IGNORECASE))
+    nth = sum(m.start() < at for m in in_source)
+    if len(in_answer) != len(in_source) or nth >= len(in_answer):
+        return answer
+    word = in_answer[nth]
+    cut = word.start() if before else word.end()
+    return f"{answer[:cut]}{insert}{answer[cut:]}"
+
+
+_UNITS = r"(?:hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?)"
+
+
+def _drop_echoed_units(text: str, line: Line) -> str:
+    """A unit or noun the model wrote after a token whose fact already holds one, taken out: "[DURATION1]
+    hours" would restore as "37 minutes hours"; "[NUMBER1] outages" (the fact: "2 downtimes") as "2 downtimes
+    outages", and "[NUMBER8] users" (the fact: "50,000 projects") says the wrong thing. A duration always holds
+    its unit; a count holds its noun where the line knows it (``Line.nouns``)."""
+    text = re.sub(rf"(\[DURATION\d+\])\s+{_UNITS}\b", r"\1", text, flags=re.IGNORECASE)
+    for token, noun in line.nouns.items():
+        after = re.search(rf"{re.escape(token)}\s+([A-Za-z][a-z-]*s)\b(\s+[A-Za-z][\w-]*)?", text)
+        if after and after.group(1).lower() not in (noun, *STOP_WORDS) and not (
+                after.group(2) and after.group(2).strip().lower() == noun):
+            text = text[: after.start(1)].rstrip() + text[after.end(1):]
+    return text
 
 
 def _reattach_when(line: Line, answer: str) -> str:
@@ -452,7 +491,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     its fact when known; ``others``: the other sentences' word stems)."""
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
     text = reattach(line, strip_judgements(source_words, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip()))))
-    text = _still_to_come(line.original, text)
+    text = _drop_echoed_units(_still_to_come(line.original, text), line)
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     if not text:
@@ -488,8 +527,11 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # renewed the certificate." for "Root cause: the certificate expired."), are content moved in.
     if len(borrowed) >= 2 or (borrowed and 3 * len(borrowed) >= len(content_stems(text))):
         result.problems += [f'"{w}" comes from another sentence' for w in borrowed]
+    # Out of its brackets a count still counts the same thing: "([NUMBER1] build waiting)" -> "with [NUMBER1]
+    # build waiting" (not "requests lost rose by [NUMBER1]").
     result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
-                        if t in text]
+                        if t in text and (_counted_word(line.plain, t) in (None, "of")
+                                          or _counted_word(line.plain, t) != _counted_word(text, t))]
     result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
     result.problems += _role_changes(line.original, text)
     if _FUTURE.search(line.original) and not _FUTURE_SAID.search(text):
@@ -547,10 +589,14 @@ def lost_words(line: Line, answer: LineAnswer | None) -> list[str]:
     """What an earlier answer left out that its sentence says, as the sentence says it: tokens, and words that
     limit or qualify it ("most", "active"); named in the next request."""
     found: list[str] = []
+    hidden = {m.group(0): head.group(1) if head.group(1).startswith("[") else f'"{head.group(1)}"'
+              for head in re.finditer(rf"(\[[A-Z]+\d+\]|[A-Za-z][\w.'-]*){_BRACKETED_NAME.pattern}", line.plain)
+              for m in TOKEN_RE.finditer(head.group(0)[len(head.group(1)):])}
     for problem in answer.problems if answer else []:
         token = re.fullmatch(r"left out (\[[A-Z]+\d+\])", problem)
         if token:
-            found.append(token.group(1))
+            # A name the model was not shown comes back after its word: that word is what was lost.
+            found.append(hidden.get(token.group(1), token.group(1)))
             continue
         word = re.fullmatch(r'dropped "([a-z-]+)"', problem)
         if word is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coach.rewrite_lines import Line, NumberStripper, assemble, judge_line, parse_numbered, split_lines
+from coach.rewrite_lines import Line, NumberStripper, assemble, judge_line, lost_words, parse_numbered, split_lines
 from coach.verify import content_stems, has_fact
 
 
@@ -399,3 +399,46 @@ def test_will_be_written_as_is_or_are_is_put_back_in_the_future() -> None:
     present = line("Releases are served through both CloudFront and Fastly.")
     unchanged = judge_line(present, "Releases are delivered by CloudFront and Fastly.", set())
     assert unchanged.text.startswith("Releases are delivered")
+
+
+def test_names_come_back_after_the_plain_word_the_model_saw_and_a_lost_word_is_named_for_them() -> None:
+    tokens = {"[SYSTEM1]", "[SYSTEM2]"}
+    source = line("We switch from the current primary ([SYSTEM1]) to the spare host ([SYSTEM2]).")
+    assert "main server" in source.plain and "backup server" in source.plain  # the model never saw "spare host"
+    judged = judge_line(source, "We move from the main server to the backup server.", tokens)
+    assert judged.text == "We move from the main server ([SYSTEM1]) to the backup server ([SYSTEM2]).", judged.text
+    codes = line("OS upgrade ([CODE2], [CODE3]) and Java ([CODE4]) version update.")
+    lost = judge_line(codes, "The operating system and Java version will be updated.",
+                      {"[CODE2]", "[CODE3]", "[CODE4]"})
+    assert "left out [CODE2]" in lost.problems and "[CODE4]" in lost.text
+    assert lost_words(codes, lost) == ['"upgrade"']  # not "[CODE2]", a token the model was never shown
+
+
+def test_a_code_just_before_its_word_comes_back_before_that_word() -> None:
+    source = line("Customers saw [CODE1] errors whatever their flag settings were.")
+    judged = judge_line(source, "Customers saw errors no matter their settings.", {"[CODE1]"})
+    assert judged.text == "Customers saw [CODE1] errors no matter their settings." and judged.ok, judged.problems
+    gone = judge_line(source, "Customers had problems no matter their settings.", {"[CODE1]"})
+    assert "left out [CODE1]" in gone.problems
+
+
+def test_a_count_may_leave_its_brackets_when_it_still_counts_the_same_word() -> None:
+    source = line("At [DATE2]: the build queue is still full ([NUMBER1] build waiting).")
+    judged = judge_line(source, "At [DATE2], the build queue was still full, with [NUMBER1] build waiting.",
+                        {"[DATE2]", "[NUMBER1]"})
+    assert not any("brackets" in p for p in judged.problems), judged.problems
+    moved = judge_line(source, "At [DATE2], [NUMBER1] more builds joined the full queue.", {"[DATE2]", "[NUMBER1]"})
+    assert "[NUMBER1] is no longer in brackets" in moved.problems
+
+
+def test_a_unit_or_noun_the_fact_already_holds_is_taken_out_after_its_token() -> None:
+    lines = split_lines("The service was down for [DURATION1]. There were [NUMBER1]: one on Monday.",
+                        facts={"[DURATION1]": "37 minutes", "[NUMBER1]": "2 downtimes"})
+    known = {"[DURATION1]": "37 minutes", "[NUMBER1]": "2 downtimes"}
+    hours = judge_line(lines[0], "The service was down for [DURATION1] hours.", known)
+    assert hours.text == "The service was down for [DURATION1]." and hours.ok, hours.problems
+    assert lines[1].plain.startswith("There were [NUMBER1] downtimes")
+    outages = judge_line(lines[1], "There were [NUMBER1] outages: one on Monday.", known)
+    assert outages.text == "There were [NUMBER1]: one on Monday." and outages.ok, outages.problems
+    kept = judge_line(lines[1], "There were [NUMBER1] downtimes: one on Monday.", known)
+    assert kept.text == "There were [NUMBER1] downtimes: one on Monday."

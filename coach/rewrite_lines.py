@@ -385,6 +385,16 @@ _STATES = {
 }
 
 
+_EVENT = re.compile(r"\b([a-z][a-z-]+) (?:outages?|downtimes?|errors?|failures?|disruptions?|degradations?|"
+                    r"slowdowns?|incidents?)\b")
+
+
+def _event_kinds(text: str) -> list[str]:
+    """The word saying what kind of failure an event was ("a write outage" -> "write"); not an article,
+    a size or praise word (taken out by ``strip_judgements``) nor an acronym (jargon the model may say plainly)."""
+    return [w for w in _EVENT.findall(text) if w not in STOP_WORDS and w not in _JUDGEMENTS]
+
+
 def _states(text: str) -> list[str]:
     lower = text.lower()
     return [state for state in _STATES if re.search(rf"\b{re.escape(state)}", lower)]
@@ -446,6 +456,25 @@ def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before
     return f"{answer[:cut]}{insert}{answer[cut:]}"
 
 
+_PUT_BACK = ("most", "mostly", "partially", "partly", "only", "fewer")
+
+
+def _put_back_limits(line: Line, text: str) -> str:
+    """A limit word the model left out, put back before the word it limits where that word is still there, once,
+    as in the draft: "contention on most other wikis" -> "competition on other wikis" gets its "most" again.
+    Only words that read the same before any word ("not" or "may" would need the verb changed)."""
+    for word in _PUT_BACK:
+        said = re.search(rf"\b{word}\s+([A-Za-z][\w-]*)", line.plain, re.IGNORECASE)
+        if not said or _LIMITS[word] in _limits(text) or said.group(1).lower() in STOP_WORDS:
+            continue
+        pattern = rf"\b{re.escape(said.group(1))}\b"
+        if len(re.findall(pattern, line.plain, re.IGNORECASE)) == 1:
+            found = list(re.finditer(pattern, text, re.IGNORECASE))
+            if len(found) == 1:
+                text = f"{text[: found[0].start()]}{word} {text[found[0].start():]}"
+    return text
+
+
 _UNITS = r"(?:hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?)"
 
 
@@ -491,7 +520,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     its fact when known; ``others``: the other sentences' word stems)."""
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
     text = reattach(line, strip_judgements(source_words, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip()))))
-    text = _drop_echoed_units(_still_to_come(line.original, text), line)
+    text = _put_back_limits(line, _drop_echoed_units(_still_to_come(line.original, text), line))
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     if not text:
@@ -517,6 +546,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # In the words the model was shown: "[NUMBER1] that run benchmarks" was "... run performance tests".
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain)
                         if not _has_word(text, w) and w not in line.nouns.values()]  # the fact holds its noun
+    # What kind of failure: "a write outage" is not "an outage", nor "procedural failures" just "failures".
+    result.problems += [f'dropped "{w}"' for w in _event_kinds(line.plain) if not _has_word(text, w.split("-")[0])]
     result.problems += [f'dropped "{w.strip()}"' for w in _states(line.original + " " + line.plain)
                         if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain

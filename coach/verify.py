@@ -206,7 +206,8 @@ def unsupported_claims(draft: str, rewrite: str) -> list[tuple[str, list[str]]]:
     draft_lower = draft.lower()
     causal = r"\b(?:because|due to|caused|cause[sd]?|result(?:ed|ing)? in|led to|leading to|trigger(?:s|ed)?)\b"
     # "Recovery was delayed by X" says X caused the delay, as "delayed due to X" does.
-    agent = r"\b(?:delayed|slowed|blocked|stopped|prevented|hampered|hindered|interrupted|broken|disrupted) by\b"
+    agent = (r"\b(?:delayed|slowed|blocked|stopped|prevented|hampered|hindered|interrupted|broken|disrupted) by\b"
+             r"|\bin turn\b")  # "which in turn created contention": a cause
     draft_has_cause = re.search(causal, draft_lower) is not None or re.search(agent, draft_lower) is not None
     found = []
     for sentence in sentences(rewrite):

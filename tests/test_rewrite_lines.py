@@ -39,7 +39,7 @@ def line(text: str) -> Line:
 
 
 @pytest.mark.parametrize(("source", "answer", "problem"), [
-    ("The index is still partially served by CloudFront.", "The index is still served by CloudFront.",
+    ("The index is still partially served by CloudFront.", "CloudFront still serves the index.",
      'dropped "partly"'),
     ("Services might be disrupted.", "Services will be disrupted.", 'dropped "may"'),
     ("The build queue grew.", "The build queue did not grow.", 'added "not"'),
@@ -442,3 +442,26 @@ def test_a_unit_or_noun_the_fact_already_holds_is_taken_out_after_its_token() ->
     assert outages.text == "There were [NUMBER1]: one on Monday." and outages.ok, outages.problems
     kept = judge_line(lines[1], "There were [NUMBER1] downtimes: one on Monday.", known)
     assert kept.text == "There were [NUMBER1] downtimes: one on Monday."
+
+
+def test_the_kind_of_failure_must_stay() -> None:
+    source = line("There was a ~20 minutes write outage on [DATE1].")
+    lost = judge_line(source, "There was a ~20 minutes outage on [DATE1].", {"[DATE1]"})
+    assert 'dropped "write"' in lost.problems and lost_words(source, lost) == ['"write"']
+    kept = judge_line(source, "On [DATE1], nobody could save changes for ~20 minutes: a write outage.", {"[DATE1]"})
+    assert not any("write" in p for p in kept.problems), kept.problems
+    wide = judge_line(line("A brief service-wide outage hit us."), "An outage across the whole service hit us.", set())
+    assert not any("dropped" in p for p in wide.problems), wide.problems
+
+
+def test_a_limit_word_left_out_goes_back_before_the_word_it_limits() -> None:
+    source = line("Which in turn created contention on most other wikis.")
+    judged = judge_line(source, "This in turn created competition for resources on other wikis.", set())
+    assert judged.text == "This in turn created competition for resources on most other wikis." and judged.ok
+    caused = judge_line(source, "This caused competition for resources on other wikis.", set())
+    assert caused.claims == [] and caused.ok  # "in turn created" says it was a cause
+    partly = judge_line(line("Note that the [SYSTEM1] index is still partially served by CloudFront."),
+                        "The [SYSTEM1] index is still served by CloudFront.", {"[SYSTEM1]"})
+    assert partly.text == "The [SYSTEM1] index is still partially served by CloudFront." and partly.ok
+    gone = judge_line(source, "This slowed down the wikis.", set())  # "other" is gone: nowhere to put it
+    assert 'dropped "most"' in gone.problems

@@ -456,7 +456,7 @@ def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before
     return f"{answer[:cut]}{insert}{answer[cut:]}"
 
 
-_PUT_BACK = ("most", "mostly", "partially", "partly", "only", "fewer")
+_PUT_BACK = ("most", "partially", "partly", "only", "fewer")  # each a limit (``_LIMITS``)
 
 
 def _put_back_limits(line: Line, text: str) -> str:

@@ -463,5 +463,8 @@ def test_a_limit_word_left_out_goes_back_before_the_word_it_limits() -> None:
     partly = judge_line(line("Note that the [SYSTEM1] index is still partially served by CloudFront."),
                         "The [SYSTEM1] index is still served by CloudFront.", {"[SYSTEM1]"})
     assert partly.text == "The [SYSTEM1] index is still partially served by CloudFront." and partly.ok
+    mostly = judge_line(line("Mostly impacted would be authenticated users, partly on most wikis."),
+                        "Signed-in users were hit.", set())  # a role word, not a limit: nothing to put back
+    assert mostly.text == "Signed-in users were hit."
     gone = judge_line(source, "This slowed down the wikis.", set())  # "other" is gone: nowhere to put it
     assert 'dropped "most"' in gone.problems

@@ -75,11 +75,12 @@ class LineAnswer:
     claims: list[str] = field(default_factory=list)
     novel: list[str] = field(default_factory=list)
     copy: float = 0.0
+    allowed_novel: int = MAX_NOVEL  # a long sentence needs more words of its own: one in five
 
     @property
     def ok(self) -> bool:
         """Safe to show: no hard problem and no claim the sentence does not make."""
-        return not self.problems and not self.claims and len(self.novel) <= MAX_NOVEL
+        return not self.problems and not self.claims and len(self.novel) <= self.allowed_novel
 
     @property
     def rank(self) -> tuple[bool, int, int, float, int]:
@@ -310,9 +311,18 @@ def _bracketed(text: str) -> set[str]:
 
 
 def _counted_word(text: str, token: str) -> str | None:
-    """The word right after ``token`` ("[NUMBER1] build waiting" -> "build"), None if there is none."""
+    """The word right after ``token`` ("[NUMBER1] build waiting" -> "buil"), None if there is none."""
     after = re.search(rf"{re.escape(token)}\s+([A-Za-z][\w-]*)", text)
     return after.group(1).lower()[:4] if after else None
+
+
+def _same_count(source: str, text: str, token: str) -> bool:
+    """Out of its brackets, ``token`` is still followed by a word its bracketed phrase had right after it or
+    later ("([NUMBER1] build waiting)" -> "with [NUMBER1] build waiting" or "with [NUMBER1] waiting"), not by
+    nothing ("lost requests rose by [NUMBER1]")."""
+    group = re.search(rf"\(\s*{re.escape(token)}([^()]*)\)", source)
+    words = {w.lower()[:4] for w in _WORD.findall(group.group(1))} - {w[:4] for w in STOP_WORDS} if group else set()
+    return _counted_word(text, token) in words
 
 
 _WHEN = frozenset(["in", "on", "at", "since", "until", "by", "from", "during", "before", "after"])
@@ -561,8 +571,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # Out of its brackets a count still counts the same thing: "([NUMBER1] build waiting)" -> "with [NUMBER1]
     # build waiting" (not "requests lost rose by [NUMBER1]").
     result.problems += [f"{t} is no longer in brackets" for t in sorted(_bracketed(line.original) - _bracketed(text))
-                        if t in text and (_counted_word(line.plain, t) in (None, "of")
-                                          or _counted_word(line.plain, t) != _counted_word(text, t))]
+                        if t in text and not _same_count(line.plain, text, t)]
     result.problems += [f"{t} used twice" for t in dict.fromkeys(used) if used.count(t) > line.original.count(t)]
     result.problems += _role_changes(line.original, text)
     if _FUTURE.search(line.original) and not _FUTURE_SAID.search(text):
@@ -581,6 +590,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     if len(own_stems) >= 2 and not own_stems & content_stems(text):
         result.problems.append("not about the same thing")
     result.novel = novel_words(reference, text)
+    result.allowed_novel = max(MAX_NOVEL, len(line.plain.split()) // 5)
     result.copy = copy_ratio(line.plain, text, n=3) if len(line.plain.split()) >= 3 else 1.0
     return result
 

@@ -468,3 +468,21 @@ def test_a_limit_word_left_out_goes_back_before_the_word_it_limits() -> None:
     assert mostly.text == "Signed-in users were hit."
     gone = judge_line(source, "This slowed down the wikis.", set())  # "other" is gone: nowhere to put it
     assert 'dropped "most"' in gone.problems
+
+
+def test_a_bracketed_count_may_drop_its_first_word_if_the_phrase_still_follows_it() -> None:
+    source = line("At [DATE2]: the build queue is still full ([NUMBER1] build waiting).")
+    judged = judge_line(source, "On [DATE2], the build queue was still full with [NUMBER1] waiting.",
+                        {"[DATE2]", "[NUMBER1]"})
+    assert not any("brackets" in p for p in judged.problems), judged.problems
+
+
+def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:
+    long = line("The goal is to change the helm chart used to deploy the service from the legacy mirrorbits to the "
+                "new mirrorbits-parent to benefit from:")
+    answer = "The objective is to switch the release method to the new mirrorbits-parent instead of the legacy one:"
+    judged = judge_line(long, answer, set())
+    assert len(judged.novel) > 2 and judged.ok, (judged.novel, judged.problems, judged.claims)
+    short = judge_line(line("We start on Monday with the new network."),
+                       "We start on Monday with the new network as the primary domain in the region.", set())
+    assert len(short.novel) >= 3 and not short.ok

@@ -161,7 +161,8 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
                 for index in _targets(batch[position - 1], answer, owner):
                     judged = judge_line(lines[index], answer, known, others[index])
                     numbered_for = index == batch[position - 1]
-                    if numbered_for and skipped and judged.ok and not _covers(lines[index], answer):
+                    if numbered_for and skipped and judged.ok and not _covers(lines[index], answer) \
+                            and not _fits_best(lines, batch[position - 1:], answer):
                         judged.problems.append("says too little of its sentence after a skipped one")
                     if numbered_for and not judged.ok:
                         astray[position] = answer
@@ -279,6 +280,21 @@ def _covers(line: Line, answer: str) -> bool:
     """The answer holds at least half of the content words the model was shown (or words starting like them)."""
     own, said = content_stems(line.plain), {stem[:4] for stem in content_stems(answer)}
     return bool(own) and sum(stem[:4] in said for stem in own) >= SLID_COVERAGE * len(own)
+
+
+def _shared(line: Line, answer: str) -> int:
+    """How many of the line's content words (or words starting like them) the answer holds."""
+    said = {stem[:4] for stem in content_stems(answer)}
+    return sum(stem[:4] in said for stem in content_stems(line.plain))
+
+
+def _fits_best(lines: list[Line], rest: list[int], answer: str) -> bool:
+    """After a skipped sentence an answer can only have slid up from a later one: it stays with its own
+    sentence (``rest[0]``) if it shares at least two words with it and more than with any later sentence of
+    the request ("This change doesn't require user interaction." for "This is a transparent change that doesn't
+    require users to take any action.")."""
+    own = _shared(lines[rest[0]], answer)
+    return own >= 2 and all(own > _shared(lines[index], answer) for index in rest[1:])
 
 
 def _keep_better(best: list[LineAnswer | None], index: int, judged: LineAnswer) -> None:

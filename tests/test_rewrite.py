@@ -458,6 +458,22 @@ def test_answers_that_slid_by_one_sentence_are_matched_to_the_sentence_they_say(
                                              "Added expiry monitoring."]
 
 
+def test_after_a_skipped_sentence_an_answer_that_fits_its_own_sentence_best_stays() -> None:
+    said_little = "The problem came from an expired certificate."  # two of six words: too few to "cover" it
+
+    def skips_last(messages: list[BaseMessage]) -> str:
+        lines = draft_lines(messages)
+        if len(lines) < 5:
+            return good_reply(messages)
+        return answer(lines[:4], {"Root cause: a certificate on the load balancer expired.": said_little})
+
+    handle, fake = small_handle(skips_last, good_reply)
+    result = run(handle)
+    assert said_little in result.rewrite
+    # It shares more with its own sentence than with any later one, so only the skipped sentence is asked again.
+    assert draft_lines(fake.calls[1][0]) == ["Added expiry monitoring."]
+
+
 def test_a_search_that_fails_is_said_and_the_rewrite_still_comes(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Chroma server that is down must not pass unnoticed, nor stop the rewrite."""
     import coach.index

@@ -222,7 +222,7 @@ def _after_token_words(text: str) -> list[tuple[str, str]]:
 # ("still partially served" is not "still served"; "might be disrupted" is not "will be disrupted").
 _LIMITS = {"not": "not", "no": "no", "never": "never", "without": "without", "only": "only", "partially": "partly",
            "partly": "partly", "except": "except", "unless": "unless", "might": "may", "may": "may",
-           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all",
+           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all", "each": "all",
            "fewer": "fewer"}
 _ONLY_ADDED = frozenset(["all"])  # "[PERCENT1] of all uploads" may lose "all"; "most wikis" may not become "all"
 # Judgements a sentence must not gain: "a brief outage", "a minor change", "a seamless move".
@@ -442,6 +442,13 @@ def reattach(line: Line, answer: str) -> str:
             if any(m.group(0) in answer for m in TOKEN_RE.finditer(group)):
                 continue  # the model kept some of them: where it put them is for the judge
             answer = _after_nth(source, answer, found.group(1), found.start(1), f" ({group})")
+        # A short aside holding a figure, after a figure the answer kept: "to [NUMBER2] (instead [NUMBER3])",
+        # "[TIME4] ([CODE1] errors)".
+        for found in re.finditer(r"(\[[A-Z]+\d+\])\s*\(([^()]*\[[A-Z]+\d+\][^()]*)\)", source):
+            head, group = found.groups()
+            if len(group.split()) <= 6 and answer.count(head) == 1 and not any(
+                    m.group(0) in answer for m in TOKEN_RE.finditer(group)):
+                answer = answer.replace(head, f"{head} ({group.strip()})")
         # A name or code just before its word, where the answer kept the word: "[CODE1] errors" -> "errors".
         for found in re.finditer(r"(\[(?:SYSTEM|CODE)\d+\]) ([A-Za-z][\w-]+)", source):
             token, word = found.groups()

@@ -486,3 +486,13 @@ def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> Non
     short = judge_line(line("We start on Monday with the new network."),
                        "We start on Monday with the new network as the primary domain in the region.", set())
     assert len(short.novel) >= 3 and not short.ok
+
+
+def test_a_short_aside_with_a_figure_comes_back_after_the_figure_it_followed() -> None:
+    tokens = {"[DATE3]", "[NUMBER2]", "[NUMBER3]"}
+    source = line("At [DATE3]: Increased the VM capacity to [NUMBER2] (instead [NUMBER3]) for each kind of template.")
+    judged = judge_line(source, "On [DATE3], we raised the capacity to [NUMBER2] for every template.", tokens)
+    assert judged.text == "On [DATE3], we raised the capacity to [NUMBER2] (instead [NUMBER3]) for every template."
+    assert judged.ok, judged.problems
+    lost = judge_line(source, "On [DATE3], we raised the capacity for every template.", tokens)
+    assert "left out [NUMBER2]" in lost.problems and "left out [NUMBER3]" in lost.problems

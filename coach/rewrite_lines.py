@@ -222,8 +222,8 @@ def _after_token_words(text: str) -> list[tuple[str, str]]:
 # ("still partially served" is not "still served"; "might be disrupted" is not "will be disrupted").
 _LIMITS = {"not": "not", "no": "no", "never": "never", "without": "without", "only": "only", "partially": "partly",
            "partly": "partly", "except": "except", "unless": "unless", "might": "may", "may": "may",
-           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all", "each": "all",
-           "fewer": "fewer"}
+           "none": "none", "nothing": "nothing", "cannot": "not", "most": "most", "all": "all", "every": "all",
+           "each": "all", "fewer": "fewer"}
 _ONLY_ADDED = frozenset(["all"])  # "[PERCENT1] of all uploads" may lose "all"; "most wikis" may not become "all"
 # Judgements a sentence must not gain: "a brief outage", "a minor change", "a seamless move".
 _JUDGEMENTS = frozenset(["brief", "minor", "major", "short", "small", "slight", "temporary", "huge", "massive",
@@ -322,7 +322,13 @@ def _same_count(source: str, text: str, token: str) -> bool:
     nothing ("lost requests rose by [NUMBER1]")."""
     group = re.search(rf"\(\s*{re.escape(token)}([^()]*)\)", source)
     words = {w.lower()[:4] for w in _WORD.findall(group.group(1))} - {w[:4] for w in STOP_WORDS} if group else set()
-    return _counted_word(text, token) in words
+    if _counted_word(text, token) in words:
+        return True
+    # "(instead [NUMBER3])" -> "..., instead of [NUMBER3]": the word that led it in its brackets still does.
+    leading = re.search(rf"\(\s*([A-Za-z]+)\s+{re.escape(token)}\s*\)", source)
+    if leading is None:
+        return False
+    return re.search(rf"\b{leading.group(1)}\s+(?:of\s+)?{re.escape(token)}", text, re.IGNORECASE) is not None
 
 
 _WHEN = frozenset(["in", "on", "at", "since", "until", "by", "from", "during", "before", "after"])

@@ -494,5 +494,8 @@ def test_a_short_aside_with_a_figure_comes_back_after_the_figure_it_followed() -
     judged = judge_line(source, "On [DATE3], we raised the capacity to [NUMBER2] for every template.", tokens)
     assert judged.text == "On [DATE3], we raised the capacity to [NUMBER2] (instead [NUMBER3]) for every template."
     assert judged.ok, judged.problems
+    moved = judge_line(source, "On [DATE3], we raised the capacity to [NUMBER2] for each template, instead of "
+                               "[NUMBER3].", tokens)
+    assert moved.ok, moved.problems  # out of its brackets, still led by "instead"
     lost = judge_line(source, "On [DATE3], we raised the capacity for every template.", tokens)
     assert "left out [NUMBER2]" in lost.problems and "left out [NUMBER3]" in lost.problems

@@ -128,12 +128,12 @@ def _scores(text: str) -> Scores:
 
 
 def _generate(handle: ChatModelHandle, request: RewriteRequest, kind: KindId, cleaned: str, facts: list[str],
-              on_token: TokenSink | None, on_progress: ProgressSink | None
+              on_token: TokenSink | None, on_progress: ProgressSink | None, started: float | None = None
               ) -> tuple[str, StrategyResult, Placeholders | None]:
     persona, kind_word = AUDIENCES[request.audience], KINDS[kind]
     if handle.profile.small:
         placeholders = to_placeholders(cleaned)
-        result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress)
+        result = rewrite_small(handle, persona, kind_word, placeholders, on_token, on_progress, started)
         restored = placeholders.restore(result.best.text)
         # A token the draft never had cannot be restored: never show it raw (the flag says what happened).
         return TOKEN_RE.sub("…", restored), result, placeholders
@@ -225,7 +225,7 @@ def rewrite_draft(settings: Settings, request: RewriteRequest, *, on_token: Toke
     passages, retrieval_ms, retrieval_flags = _retrieve(settings, draft)
     handle = handle or open_chat_model(settings)
     _progress(on_progress, "writing")
-    rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress)
+    rewrite, strategy, placeholders = _generate(handle, request, kind, cleaned, facts, on_token, on_progress, started)
     _progress(on_progress, "checking")
     flags = _attribution(strategy.best.text, placeholders) + _claims(draft, rewrite)
     flags += [Flag(kind="model", message=f"The model referred to a figure that is not in the draft ({p}); it was "

@@ -414,7 +414,11 @@ def test_a_later_round_is_sized_to_end_within_the_time_left() -> None:
 
     ran = [Generation(text="", finish_reason="stop", completion_tokens=200, first_token_ms=2_000, total_ms=12_000,
                       model="m")]  # 20 tokens/s
-    assert _tokens_that_fit(5.0, ran, 60) == 72  # (5 s - 60 prompt tokens at 60/s) x 20/s x 0.9
+    # The earlier request waited 2 s for its first token, longer than 60 prompt tokens at 60/s would take:
+    # (5 s - 2 s) x 20/s x 0.9.
+    assert _tokens_that_fit(5.0, ran, 60) == 54
+    quick = [ran[0].model_copy(update={"first_token_ms": 500, "total_ms": 10_500})]  # 20 tokens/s too
+    assert _tokens_that_fit(5.0, quick, 60) == 72  # (5 s - 60 prompt tokens at 60/s) x 20/s x 0.9
     assert _tokens_that_fit(0.5, ran, 60) is not None and _tokens_that_fit(0.5, ran, 60) < 0
     assert _tokens_that_fit(5.0, [], 60) is None  # speed unknown: no cap
 

@@ -437,8 +437,9 @@ _TOKEN_GROUP = r"\[[A-Z]+\d+\](?:\s*,\s*\[[A-Z]+\d+\])*"  # "[CODE2], [CODE3]"
 def reattach(line: Line, answer: str) -> str:
     """Put back tokens the model left out where the draft had them alone in brackets after a word the answer
     still uses ("Rust releases ([SYSTEM1])" -> the answer's "releases" gets its " ([SYSTEM1])" again; "OS
-    upgrade ([CODE2], [CODE3])" likewise), or as a phrase of time opening or closing the sentence ("..., since
-    [TIME1]." -> the answer ends with it too)."""
+    upgrade ([CODE2], [CODE3])" likewise), a short aside with a figure after the figure it followed ("to
+    [NUMBER2] (instead [NUMBER3])"), a name or code before its word ("[CODE1] errors"), or as a phrase of time
+    opening or closing the sentence ("..., since [TIME1]." -> the answer ends with it too)."""
     answer = _reattach_when(line, answer)
     # The plain words first: they are what the model saw ("the backup server ([SYSTEM2])" where the draft said
     # "the spare host ([SYSTEM2])").
@@ -487,7 +488,7 @@ def _put_back_limits(line: Line, text: str) -> str:
     as in the draft: "contention on most other wikis" -> "competition on other wikis" gets its "most" again.
     Only words that read the same before any word ("not" or "may" would need the verb changed)."""
     for word in _PUT_BACK:
-        said = re.search(rf"\b{word}\s+([A-Za-z][\w-]*)", line.plain, re.IGNORECASE)
+        said = re.search(rf"(?<![\w-]){word}\s+([A-Za-z][\w-]*)", line.plain, re.IGNORECASE)  # not "view-only"
         if not said or _LIMITS[word] in _limits(text) or said.group(1).lower() in STOP_WORDS:
             continue
         pattern = rf"\b{re.escape(said.group(1))}\b"

@@ -466,6 +466,9 @@ def test_a_limit_word_left_out_goes_back_before_the_word_it_limits() -> None:
     mostly = judge_line(line("Mostly impacted would be authenticated users, partly on most wikis."),
                         "Signed-in users were hit.", set())  # a role word, not a limit: nothing to put back
     assert mostly.text == "Signed-in users were hit."
+    hyphen = judge_line(line("Including view-only flags that did not need the main data store."),
+                        "Including view-only flags that did not need the main data store.", set())
+    assert hyphen.text.count("only") == 1 and hyphen.ok  # "view-only" limits nothing
     gone = judge_line(source, "This slowed down the wikis.", set())  # "other" is gone: nowhere to put it
     assert 'dropped "most"' in gone.problems
 

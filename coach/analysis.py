@@ -30,7 +30,7 @@ JARGON: dict[str, str] = {
     "rollout": "gradual launch", "deploy": "release", "deployment": "release", "deployments": "releases",
     "hotfix": "urgent fix", "patch": "fix", "regression": "something that broke again",
     "timeout": "time limit", "timeouts": "time limits", "retry logic": "automatic retries",
-    "cascading failures": "a chain of failures", "runtime configuration": "settings we can change while it runs",
+    "cascading failures": "a chain of failures", "runtime configuration": "settings we can change without a restart",
     "hardcoded": "fixed in the code", "configuration": "settings", "config": "settings",
     "cache": "stored copy", "caching": "keeping copies", "uncached": "not pre-stored", "shielding": "extra caching",
     "origin server": "main server", "tls": "secure connection", "dns": "internet address lookup",

@@ -15,7 +15,7 @@ SUBSTITUTIONS: dict[str, str] = {
     "instances": "servers", "instance": "service", "endpoints": "service addresses", "endpoint": "service address",
     "cdns": "content networks", "cdn": "content network", "content delivery network": "content network",
     "timeouts": "time limits", "timeout": "time limit", "retry logic": "automatic retries",
-    "cascading failures": "a chain of failures", "runtime configuration": "live settings",
+    "cascading failures": "a chain of failures", "runtime configuration": "settings we can change without a restart",
     "hardcoded configuration values": "built-in settings", "hardcoded": "built-in",
     "configuration values": "settings", "configurations": "settings", "configuration": "settings",
     "config": "settings", "uncached": "not pre-stored", "caching layer": "storage layer",

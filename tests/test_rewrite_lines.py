@@ -500,5 +500,9 @@ def test_a_short_aside_with_a_figure_comes_back_after_the_figure_it_followed() -
     moved = judge_line(source, "On [DATE3], we raised the capacity to [NUMBER2] for each template, instead of "
                                "[NUMBER3].", tokens)
     assert moved.ok, moved.problems  # out of its brackets, still led by "instead"
+    errors = line("[DURATION2] [DATE3] [TIME4] ([CODE1] errors) due to a timing bug in deployments.")
+    instead = judge_line(errors, "[DURATION2] [DATE3] [TIME4] (code errors) due to timing issues in releases.",
+                         {"[DURATION2]", "[DATE3]", "[TIME4]", "[CODE1]"})
+    assert instead.text == "[DURATION2] [DATE3] [TIME4] ([CODE1] errors) due to timing issues in releases."
     lost = judge_line(source, "On [DATE3], we raised the capacity for every template.", tokens)
     assert "left out [NUMBER2]" in lost.problems and "left out [NUMBER3]" in lost.problems

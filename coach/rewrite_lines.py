@@ -456,8 +456,9 @@ def reattach(line: Line, answer: str) -> str:
             if len(group.split()) <= 6 and answer.count(head) == 1 and not any(
                     m.group(0) in answer for m in TOKEN_RE.finditer(group)):
                 # In place of an aside the model wrote there instead ("[TIME4] (code errors)"), not beside it.
-                answer = re.sub(rf"{re.escape(head)}(?:\s*\([^()]*\))?", lambda _: f"{head} ({group.strip()})",
-                                answer, count=1)
+                at = re.search(rf"{re.escape(head)}(?:\s*\([^()]*\))?", answer)
+                if at:
+                    answer = f"{answer[:at.start()]}{head} ({group.strip()}){answer[at.end():]}"
         # A name or code just before its word, where the answer kept the word: "[CODE1] errors" -> "errors".
         for found in re.finditer(r"(\[(?:SYSTEM|CODE)\d+\]) ([A-Za-z][\w-]+)", source):
             token, word = found.groups()

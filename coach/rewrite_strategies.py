@@ -242,7 +242,7 @@ def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | N
 
     sizes = {index: count_tokens(lines[index].plain) for index in todo}
     chosen: list[int] = []
-    prompt, written = 50, 0
+    prompt, written = 100, 0  # the retry request's own words and its KEEP block: about 100 tokens
     for index in sorted(todo, key=lambda i: (passed(i), -sizes[i])):
         size = sizes[index]
         more_prompt, more_written = prompt + size, written + size + 4  # an answer about as long, and its number

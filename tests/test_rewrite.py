@@ -436,7 +436,7 @@ def test_a_later_round_asks_again_for_what_fits_failed_sentences_first() -> None
                       model="m")]  # 20 tokens/s
     everything, cap = revision_batch(lines, [0, 1, 2], best, 60.0, ran)
     assert everything == [0, 1, 2] and cap is not None and cap > 3 * 20
-    tight, cap = revision_batch(lines, [0, 1, 2], best, 3.0, ran)
+    tight, cap = revision_batch(lines, [0, 1, 2], best, 2.6, ran)
     assert tight == [2] and cap is not None  # the failed sentence, not the safe near-copy or the short one
     assert revision_batch(lines, [0, 1, 2], best, 0.2, ran)[0] == []
     assert revision_batch(lines, [1, 2], best, 0.2, [])[0] == [1, 2]  # speed unknown: everything, no cap

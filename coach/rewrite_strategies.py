@@ -287,8 +287,8 @@ def _slid(lines: list[Line], best: list[LineAnswer | None], batch: list[int], as
 
 def _covers(line: Line, answer: str) -> bool:
     """The answer holds at least half of the content words the model was shown (or words starting like them)."""
-    own, said = content_stems(line.plain), {stem[:4] for stem in content_stems(answer)}
-    return bool(own) and sum(stem[:4] in said for stem in own) >= SLID_COVERAGE * len(own)
+    own = content_stems(line.plain)
+    return bool(own) and _shared(line, answer) >= SLID_COVERAGE * len(own)
 
 
 def _shared(line: Line, answer: str) -> int:

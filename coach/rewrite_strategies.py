@@ -129,7 +129,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
     generations: list[Generation] = []
     todo = list(range(len(lines)))
     # The budget counts from the request (``started``): a first search of the documents can take a second.
-    started, deadline = started or time.perf_counter(), SMALL_TIME_BUDGET_S
+    started, deadline = time.perf_counter() if started is None else started, SMALL_TIME_BUDGET_S
     for attempt in range(SMALL_ATTEMPTS):
         cap = None
         if attempt == 1 and len(placeholders.text.split()) > LONG_DRAFT_WORDS:

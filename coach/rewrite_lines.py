@@ -486,20 +486,61 @@ def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before
 _PUT_BACK = ("most", "partially", "partly", "only", "fewer")  # each a limit (``_LIMITS``)
 
 
-def _put_back_limits(line: Line, text: str) -> str:
-    """A limit word the model left out, put back before the word it limits where that word is still there, once,
-    as in the draft: "contention on most other wikis" -> "competition on other wikis" gets its "most" again.
-    Only words that read the same before any word ("not" or "may" would need the verb changed)."""
+def _put_back_words(line: Line, text: str) -> str:
+    """Words the model left out, put back before the word they qualify where that word is still there, once, as
+    in the draft: a limit ("contention on most other wikis" -> "competition on other wikis" gets its "most"
+    again; only limits that read the same before any word: "not" or "may" would need the verb changed), what
+    a count is of ("[PERCENT1] of active users" -> "of users") and the kind of failure ("a [DURATION1] write
+    outage" -> "a [DURATION1] outage")."""
     for word in _PUT_BACK:
-        said = re.search(rf"(?<![\w-]){word}\s+([A-Za-z][\w-]*)", line.plain, re.IGNORECASE)  # not "view-only"
-        if not said or _LIMITS[word] in _limits(text) or said.group(1).lower() in STOP_WORDS:
-            continue
-        pattern = rf"\b{re.escape(said.group(1))}\b"
-        if len(re.findall(pattern, line.plain, re.IGNORECASE)) == 1:
-            found = list(re.finditer(pattern, text, re.IGNORECASE))
-            if len(found) == 1:
-                text = f"{text[: found[0].start()]}{word} {text[found[0].start():]}"
+        if _LIMITS[word] not in _limits(text):
+            text = _before_head(line.plain, text, word)
+    for word in _modifiers(line.plain):
+        if not _has_word(text, word):
+            text = _before_head(line.plain, text, word)
+    for phrase in _scopes(line.plain):  # a sentence of one clause: the window closes it
+        if not _keeps_scope(text, phrase) and text.strip() and not re.search(r"[,;:()]", text):
+            body = text.rstrip()
+            end = body[-1] if body[-1] in ".!?" else ""
+            text = f"{body[: len(body) - len(end)]} {phrase}{end}"
     return text
+
+
+# A window of time the sentence's statement holds for: "[PERCENT3] of all uploads in the last year".
+_SCOPE = re.compile(r"\b(?:in|over|during|for|within) the (?:last|past|previous|next|coming) (?:[a-z]+ )?"
+                    r"(years?|months?|weeks?|days?|quarters?|hours?)\b", re.IGNORECASE)
+
+
+def _scopes(text: str) -> list[str]:
+    return [match.group(0) for match in _SCOPE.finditer(text)]
+
+
+def _keeps_scope(text: str, phrase: str) -> bool:
+    """The window is still said: "in the last year", "over the past year", "last year's"."""
+    unit = _SCOPE.fullmatch(phrase)
+    window = rf"\b(?:last|past|previous|next|coming)\b(?:\s+[a-z]+)?\s+{unit.group(1)[:4] if unit else phrase}"
+    return re.search(window, text, re.IGNORECASE) is not None
+
+
+def _modifiers(text: str) -> list[str]:
+    """Words saying which things a count or an event is about, each right before the word it qualifies: the
+    first of two qualifiers after a figure ("[NUMBER1] new files" -> "new") and the kind of failure ("write")."""
+    pairs = [(match.group(1), match.group(2)) for match in
+             re.finditer(r"\[(?:NUMBER|PERCENT|AMOUNT)\d+\](?:\s+of)?\s+([a-z][a-z-]+)\s+([a-z][a-z-]+)", text)]
+    return [first for first, second in pairs if not {first, second} & (STOP_WORDS | _WEAK)] + _event_kinds(text)
+
+
+def _before_head(plain: str, text: str, word: str) -> str:
+    """``word`` put back before the word it stood before in ``plain`` (not a stop word), where both have that
+    word exactly once and ``text`` does not already have ``word`` right there."""
+    said = re.search(rf"(?<![\w-]){re.escape(word)}\s+([A-Za-z][\w-]*)", plain, re.IGNORECASE)  # not "view-only"
+    if not said or said.group(1).lower() in STOP_WORDS:
+        return text
+    pattern = rf"(?<![\w-]){re.escape(said.group(1))}\b"
+    found = list(re.finditer(pattern, text, re.IGNORECASE))
+    if len(re.findall(pattern, plain, re.IGNORECASE)) != 1 or len(found) != 1:
+        return text
+    return f"{text[: found[0].start()]}{word} {text[found[0].start():]}"
 
 
 _UNITS = r"(?:hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?)"
@@ -547,7 +588,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     its fact when known; ``others``: the other sentences' word stems)."""
     source_words = {w.lower() for w in _WORD.findall(line.original + " " + line.plain)}
     text = reattach(line, strip_judgements(source_words, _REPEAT.sub(r"\1", _ECHO.sub("", answer.strip()))))
-    text = _put_back_limits(line, _drop_echoed_units(_still_to_come(line.original, text), line))
+    text = _put_back_words(line, _drop_echoed_units(_still_to_come(line.original, text), line))
     result = LineAnswer(text=text)
     used = [m.group(0) for m in TOKEN_RE.finditer(text)]
     if not text:
@@ -555,6 +596,7 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     result.problems += [f"left out {t}" for t in line.tokens if t not in used]
     # Exactly as the draft says it, as the fact lock checks it ("No downtime" would not count as "no downtime").
     result.problems += [f'left out "{s}"' for s in line.statements if not has_fact(text, s)]
+    result.problems += [f'left out "{phrase}"' for phrase in _scopes(line.plain) if not _keeps_scope(text, phrase)]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
                         if t not in line.tokens and t in all_tokens]
     result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]
@@ -579,8 +621,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
                         if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain
     own_stems = content_stems(reference)
+    # A form of a word of its own is not borrowed: "cert" for "certificate", "CDN" for "CDNs".
     borrowed = sorted(stem for stem in content_stems(text) - own_stems & others - {w[:5] for w in COMMON_WORDS}
-                      if not any(stem.startswith(w) for w in source_words if len(w) >= 3))  # "cert" -> "certificate"
+                      if not any(stem.startswith(w) or w.startswith(stem) for w in source_words if len(w) >= 3))
     # One word may be a synonym the draft happens to use elsewhere; two, or one of a very short answer ("We
     # renewed the certificate." for "Root cause: the certificate expired."), are content moved in.
     if len(borrowed) >= 2 or (borrowed and 3 * len(borrowed) >= len(content_stems(text))):
@@ -596,6 +639,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     before, after = _limits(line.original) | _limits(line.plain), _limits(text)  # plain: "not pre-stored"
     if "partly" in before and re.search(r"\b(?:parts? of|partial)", text, re.IGNORECASE):
         after.add("partly")  # "still partially served by CloudFront": "CloudFront still serves part of it"
+    if "may" in before and re.search(r"\b(?:potential(?:ly)?|possibl[ey]|could|risks?)\b", text, re.IGNORECASE):
+        after.add("may")  # "might be disrupted": "potential disruptions", "could be disrupted"
     result.problems += [f'dropped "{w}"' for w in sorted(before - after - _ONLY_ADDED)]
     result.problems += [f'added "{w}"' for w in sorted(after - before)]
     # A half of a long sentence may say what the whole sentence says: "This was due to X, which in turn created
@@ -656,13 +701,17 @@ def lost_words(line: Line, answer: LineAnswer | None) -> list[str]:
             # A name the model was not shown comes back after its word: that word is what was lost.
             found.append(hidden.get(token.group(1), token.group(1)))
             continue
+        phrase = re.fullmatch(r'left out ("[^"]+")', problem)  # a statement or a window of time, as drafted
+        if phrase:
+            found.append(phrase.group(1))
+            continue
         word = re.fullmatch(r'dropped "([a-z-]+)"', problem)
         if word is None:
             continue
         forms = [word.group(1), *(k for k, v in _LIMITS.items() if v == word.group(1))]
         said = next((m.group(0) for form in forms
                      for m in [re.search(rf"\b{re.escape(form)}\b", line.plain, re.IGNORECASE)] if m), None)
-        if said:
+        if said and not any(re.search(rf"\b{re.escape(said)}\b", named) for named in found):  # "no" in "no downtime"
             found.append(f'"{said}"')
     return list(dict.fromkeys(found))
 

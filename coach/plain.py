@@ -34,10 +34,8 @@ SUBSTITUTIONS: dict[str, str] = {
     "file system": "file storage", "rollout": "launch", "failover": "switch to the backup", "throughput": "capacity",
     "mttr": "average repair time", "tls errors": "secure-connection errors", "ingestion": "data intake",
 }
-_PATTERN = re.compile(
-    r"(?<![\w\[-])(" + "|".join(re.escape(k) for k in sorted(SUBSTITUTIONS, key=len, reverse=True)) + r")(?![\w-])",
-    re.IGNORECASE,
-)
+_KEYS = "|".join(re.escape(k) for k in sorted(SUBSTITUTIONS, key=len, reverse=True))  # longest first
+_PATTERN = re.compile(rf"(?<![\w\[-])({_KEYS})(?![\w-])", re.IGNORECASE)
 _ARTICLE = re.compile(r"\b([Aa])(n?) \x00(?=(\w))")
 
 
@@ -56,7 +54,17 @@ def _fix_article(match: re.Match[str]) -> str:
     return f"{match.group(1)}{'n' if vowel else ''} \x00"
 
 
+_SPELLED_OUT = re.compile(rf"(?<![\w\[-])({_KEYS})\s*\(\s*({_KEYS})\s*\)", re.IGNORECASE)
+
+
+def _once(match: re.Match[str]) -> str:
+    """"Content Delivery Network (CDN)": both say "content network", so it is said once."""
+    long, short = (SUBSTITUTIONS[word.lower()] for word in match.groups())
+    return match.group(1) if long == short else match.group(0)
+
+
 def plain_words(text: str) -> str:
-    """``text`` with common IT jargon replaced by plain words, articles agreeing ("an API" -> "an interface")."""
-    replaced = _ARTICLE.sub(_fix_article, _PATTERN.sub(_replace, text))
+    """``text`` with common IT jargon replaced by plain words, articles agreeing ("an API" -> "an interface"); a
+    term followed by its own acronym in brackets is said once."""
+    replaced = _ARTICLE.sub(_fix_article, _PATTERN.sub(_replace, _SPELLED_OUT.sub(_once, text)))
     return replaced.replace("\x00", "")

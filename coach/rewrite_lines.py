@@ -405,6 +405,9 @@ _EVENT = re.compile(r"\b([a-z][a-z-]+) (?:outages?|downtimes?|errors?|failures?|
                     r"slowdowns?|incidents?)\b")
 
 
+_WIDE = ("wide", "whole", "entire", "all ", "every", "complete", "full", "total")
+
+
 def _event_kinds(text: str) -> list[str]:
     """The word saying what kind of failure an event was ("a write outage" -> "write"); not an article,
     a size or praise word (taken out by ``strip_judgements``) nor an acronym (jargon the model may say plainly)."""
@@ -498,8 +501,12 @@ def _put_back_words(line: Line, text: str) -> str:
     for word in _modifiers(line.plain):
         if not _has_word(text, word):
             text = _before_head(line.plain, text, word)
-    for phrase in _scopes(line.plain):  # a sentence of one clause: the window closes it
-        if not _keeps_scope(text, phrase) and text.strip() and not re.search(r"[,;:()]", text):
+    for phrase in _scopes(line.plain):  # where the draft opens with it, or an answer of one clause: at its end
+        if _keeps_scope(text, phrase) or not text.strip():
+            continue
+        if line.plain.lower().startswith(phrase.lower() + ",") and text.split()[0] in _SIMPLE_START:
+            text = f"{phrase[0].upper()}{phrase[1:]}, {text[0].lower()}{text[1:]}"
+        elif not re.search(r"[,;:()]", text):
             body = text.rstrip()
             end = body[-1] if body[-1] in ".!?" else ""
             text = f"{body[: len(body) - len(end)]} {phrase}{end}"
@@ -616,7 +623,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     result.problems += [f'dropped "{w}"' for w in _qualifiers(line.plain)
                         if not _has_word(text, w) and w not in line.nouns.values()]  # the fact holds its noun
     # What kind of failure: "a write outage" is not "an outage", nor "procedural failures" just "failures".
-    result.problems += [f'dropped "{w}"' for w in _event_kinds(line.plain) if not _has_word(text, w.split("-")[0])]
+    result.problems += [f'dropped "{w}"' for w in _event_kinds(line.plain) if not _has_word(text, w.split("-")[0])
+                        or (w.endswith("-wide") and not _says_any(text, _WIDE))]  # "service-wide": not "service"
     result.problems += [f'dropped "{w.strip()}"' for w in _states(line.original + " " + line.plain)
                         if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain

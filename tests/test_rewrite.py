@@ -290,6 +290,8 @@ def test_plain_words_replace_jargon_but_never_a_token_or_a_fact() -> None:
     plain = plain_words(text)
     assert plain == ("An interface time limit hit the main data store at [TIME1]; an hour of delay from the "
                      "content network [SYSTEM1].")
+    spelled = plain_words("We set up a second Content Delivery Network (CDN) and a content delivery network (CDN).")
+    assert spelled == "We set up a second Content Delivery Network and a content network."
 
 
 def test_warm_up_sends_the_fixed_prefix_once_for_the_small_model_only() -> None:

@@ -455,6 +455,8 @@ def test_the_kind_of_failure_must_stay() -> None:
     assert not any("write" in p for p in kept.problems), kept.problems
     wide = judge_line(line("A brief service-wide outage hit us."), "An outage across the whole service hit us.", set())
     assert not any("dropped" in p for p in wide.problems), wide.problems
+    narrow = judge_line(line("Resulting in a service-wide outage."), "The service was affected.", set())
+    assert 'dropped "service-wide"' in narrow.problems
 
 
 def test_a_limit_word_left_out_goes_back_before_the_word_it_limits() -> None:
@@ -523,6 +525,9 @@ def test_a_window_of_time_must_stay_and_closes_a_one_clause_answer() -> None:
                       {"[PERCENT3]"})
     assert 'left out "in the last year"' in lost.problems
     assert lost_words(source, lost) == ['"in the last year"']
+    opening = line("Over the past few weeks, the Infrastructure Team has been setting up a second network.")
+    judged = judge_line(opening, "The IT team has been adding a second network, for releases.", set())
+    assert judged.text == "Over the past few weeks, the IT team has been adding a second network, for releases."
 
 
 def test_a_retry_names_a_statement_the_answer_left_out() -> None:

@@ -501,6 +501,10 @@ def _put_back_words(line: Line, text: str) -> str:
     for word in _modifiers(line.plain):
         if not _has_word(text, word):
             text = _before_head(line.plain, text, word)
+    for aside in _asides(line.plain):  # after the word it followed, where the answer still has that word
+        head = re.search(rf"([A-Za-z][\w-]*)\s*{re.escape(aside)}", line.plain)
+        if head and head.group(1).lower() not in STOP_WORDS and not _traced(text, aside):
+            text = _after_nth(line.plain, text, head.group(1), head.start(1), f" {aside}")
     for phrase in _scopes(line.plain):  # where the draft opens with it, or an answer of one clause: at its end
         if _keeps_scope(text, phrase) or not text.strip():
             continue
@@ -516,6 +520,20 @@ def _put_back_words(line: Line, text: str) -> str:
 # A window of time the sentence's statement holds for: "[PERCENT3] of all uploads in the last year".
 _SCOPE = re.compile(r"\b(?:in|over|during|for|within) the (?:last|past|previous|next|coming) (?:[a-z]+ )?"
                     r"(years?|months?|weeks?|days?|quarters?|hours?)\b", re.IGNORECASE)
+
+
+def _asides(text: str) -> list[str]:
+    """Asides in brackets of three words or more and no figure: "(browsing, cloning, reviewing)"."""
+    return [m.group(0) for m in re.finditer(r"\(([^()\[\]]*)\)", text) if len(_content_words(m.group(1))) >= 2
+            and len(m.group(1).split()) >= 3]
+
+
+def _traced(text: str, aside: str) -> bool:
+    return any(_has_word(text, word) for word in _content_words(aside))
+
+
+def _content_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and w.lower() != "etc"]
 
 
 def _scopes(text: str) -> list[str]:
@@ -604,6 +622,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # Exactly as the draft says it, as the fact lock checks it ("No downtime" would not count as "no downtime").
     result.problems += [f'left out "{s}"' for s in line.statements if not has_fact(text, s)]
     result.problems += [f'left out "{phrase}"' for phrase in _scopes(line.plain) if not _keeps_scope(text, phrase)]
+    # An aside of its own words must leave a trace: "(mostly impacted would be authenticated users and bots)".
+    result.problems += [f'left out "{aside}"' for aside in _asides(line.plain) if not _traced(text, aside)]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
                         if t not in line.tokens and t in all_tokens]
     result.problems += [f"unknown token {t}" for t in dict.fromkeys(used) if t not in all_tokens]

@@ -536,6 +536,20 @@ def test_a_retry_names_a_statement_the_answer_left_out() -> None:
     assert lost_words(source, judged) == ['"no downtime"']  # not its "no" again
 
 
+def test_an_aside_of_words_must_leave_a_trace() -> None:
+    source = line("A [DURATION1] view-only window; reads (browsing, cloning, reviewing) should remain fine.")
+    lost = judge_line(source, "For [DURATION1] you can only view; reading still works.", {"[DURATION1]"})
+    assert 'left out "(browsing, cloning, reviewing)"' in lost.problems
+    assert lost_words(source, lost) == ['"(browsing, cloning, reviewing)"']
+    kept = judge_line(source, "For [DURATION1] you can only view; browsing and reviewing code still work.",
+                      {"[DURATION1]"})
+    assert not any("left out" in p for p in kept.problems), kept.problems
+    same = line("Same features as the current updates-jenkins-io service (maintenance and sustainability).")
+    judged = judge_line(same, "It keeps the features of the current service.", set())
+    assert judged.text == "It keeps the features of the current service (maintenance and sustainability)."
+    assert judged.ok, judged.problems
+
+
 def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:
     long = line("The goal is to change the helm chart used to deploy the service from the legacy mirrorbits to the "
                 "new mirrorbits-parent to benefit from:")

@@ -432,6 +432,7 @@ def _has_word(text: str, word: str) -> bool:
 _WHEN_WORDS = r"(?:on|in|at|since|from|by|until|before|after|during|for)"
 _WHEN_TOKEN = r"\[(?:DATE|TIME|DURATION)\d+\]"
 _SIMPLE_START = frozenset(["The", "A", "An", "We", "There", "This", "It", "Our", "All", "Some", "Most"])
+_SIMPLE_START_LOWER = frozenset(word.lower() for word in _SIMPLE_START)
 
 
 _TOKEN_GROUP = r"\[[A-Z]+\d+\](?:\s*,\s*\[[A-Z]+\d+\])*"  # "[CODE2], [CODE3]"
@@ -501,6 +502,8 @@ def _put_back_words(line: Line, text: str) -> str:
     for word in _modifiers(line.plain):
         if not _has_word(text, word):
             text = _before_head(line.plain, text, word)
+    for name in _names(line.plain):  # "the PostHog service" -> "the PostHog Feature Flags service"
+        text = _put_back_name(line.plain, text, name)
     for aside in _asides(line.plain):  # after the word it followed, where the answer still has that word
         head = re.search(rf"([A-Za-z][\w-]*)\s*{re.escape(aside)}", line.plain)
         if head and head.group(1).lower() not in STOP_WORDS and not _traced(text, aside):
@@ -517,15 +520,18 @@ def _put_back_words(line: Line, text: str) -> str:
     return text
 
 
-# A window of time the sentence's statement holds for: "[PERCENT3] of all uploads in the last year".
+# A window of time or a place the sentence's statement holds for: "[PERCENT3] of all uploads in the last year",
+# "[PERCENT2] of requests failed in the US region".
 _SCOPE = re.compile(r"\b(?:in|over|during|for|within) the (?:last|past|previous|next|coming) (?:[a-z]+ )?"
                     r"(years?|months?|weeks?|days?|quarters?|hours?)\b", re.IGNORECASE)
+_PLACE = re.compile(r"\bin the ([A-Z][\w-]*) region\b")
 
 
 def _asides(text: str) -> list[str]:
-    """Asides in brackets of three words or more and no figure: "(browsing, cloning, reviewing)"."""
+    """Asides in brackets of three words or more and no figure: "(browsing, cloning, reviewing)"; not a list of
+    examples ("(Linux, Windows, etc.)")."""
     return [m.group(0) for m in re.finditer(r"\(([^()\[\]]*)\)", text) if len(_content_words(m.group(1))) >= 2
-            and len(m.group(1).split()) >= 3]
+            and len(m.group(1).split()) >= 3 and not re.search(r"\b(?:etc|e\.g)\b", m.group(1))]
 
 
 def _traced(text: str, aside: str) -> bool:
@@ -537,14 +543,75 @@ def _content_words(text: str) -> list[str]:
 
 
 def _scopes(text: str) -> list[str]:
-    return [match.group(0) for match in _SCOPE.finditer(text)]
+    return [match.group(0) for pattern in (_SCOPE, _PLACE) for match in pattern.finditer(text)]
 
 
 def _keeps_scope(text: str, phrase: str) -> bool:
-    """The window is still said: "in the last year", "over the past year", "last year's"."""
+    """The window or place is still said: "in the last year", "over the past year", "last year's"; "US"."""
+    place = _PLACE.fullmatch(phrase)
+    if place:
+        return re.search(rf"\b{re.escape(place.group(1))}\b", text) is not None
     unit = _SCOPE.fullmatch(phrase)
     window = rf"\b(?:last|past|previous|next|coming)\b(?:\s+[a-z]+)?\s+{unit.group(1)[:4] if unit else phrase}"
     return re.search(window, text, re.IGNORECASE) is not None
+
+
+_NAME = re.compile(r"\b[A-Z][\w.-]*(?: [A-Z][\w.-]*)+")
+
+
+def _names(text: str) -> list[str]:
+    """Names of two words or more ("PostHog Feature Flags", "Release Engineering"), without a sentence's
+    opening word ("The Rust Foundation" -> "Rust Foundation")."""
+    found = []
+    for match in _NAME.finditer(TOKEN_RE.sub("#", text)):
+        words = match.group(0).rstrip(".-").split()
+        while words and words[0].lower() in STOP_WORDS | _SIMPLE_START_LOWER:
+            words = words[1:]
+        if len(words) >= 2 and not any(word.isupper() for word in words[1:]):  # "Azure VM": an acronym is jargon
+            found.append(" ".join(words))
+    return found
+
+
+def _cut_name(text: str, name: str) -> bool:
+    """The answer says the name's first word but not the whole name: "the PostHog service" for "the PostHog
+    Feature Flags service" is another, bigger thing."""
+    return (re.search(rf"\b{re.escape(name.split()[0])}\b", text) is not None
+            and name.lower() not in text.lower())
+
+
+def _put_back_name(plain: str, text: str, name: str) -> str:
+    """The rest of a cut name after its first word, where the answer has that word once followed by the word
+    that followed the whole name ("the PostHog service" -> "the PostHog Feature Flags service")."""
+    first, rest = name.split(maxsplit=1)
+    found = list(re.finditer(rf"\b{re.escape(first)}\b(?!['\u2019])\s*([A-Za-z]*)", text))
+    after = re.search(rf"{re.escape(name)}\s*([A-Za-z]*)", plain)
+    if len(found) != 1 or not _cut_name(text, name) or not after or found[0].group(1) != after.group(1):
+        return text
+    cut = found[0].start(1) if found[0].group(1) else found[0].end()
+    return f"{text[:cut].rstrip()} {rest}{' ' if found[0].group(1) else ''}{text[cut:]}"
+
+
+_CLAUSE = re.compile(r"[,;:()]|\s[-\u2013\u2014]\s")
+
+
+def _moved(source: str, text: str) -> list[str]:
+    """Tokens the answer put with another part of the sentence: "Outage finished, cleanup operations were done
+    [DATE6] with no impact." -> "Outage finished at [DATE6] with no impact." (the date was the cleanup's). The
+    answer's clause holding the token shares more words with a part of the sentence that holds no figure than
+    with the token's own part, and fewer than two of the latter (each part of two words or more)."""
+    source_parts = _CLAUSE.split(source)
+    parts = [content_stems(part) for part in source_parts]
+    holders = {m.group(0): i for i, part in enumerate(source_parts) for m in TOKEN_RE.finditer(part)}
+    bare = [stems for i, stems in enumerate(parts) if i not in holders.values() and len(stems) >= 2]
+    moved = []
+    for token, i in holders.items():
+        said = next((content_stems(part) for part in _CLAUSE.split(text) if token in part), None)
+        if said is None or len(parts[i]) < 2 or not bare:
+            continue
+        own, other = len(said & parts[i]), max(len(said & stems) for stems in bare)
+        if own < 2 and other >= 2:  # "the queue is still full with [NUMBER1] waiting" holds both: it stays
+            moved.append(token)
+    return moved
 
 
 def _modifiers(text: str) -> list[str]:
@@ -622,6 +689,8 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # Exactly as the draft says it, as the fact lock checks it ("No downtime" would not count as "no downtime").
     result.problems += [f'left out "{s}"' for s in line.statements if not has_fact(text, s)]
     result.problems += [f'left out "{phrase}"' for phrase in _scopes(line.plain) if not _keeps_scope(text, phrase)]
+    result.problems += [f'left out "{name}"' for name in _names(line.plain) if _cut_name(text, name)]
+    result.problems += [f"{t} moved to another part of its sentence" for t in _moved(line.plain, text)]
     # An aside of its own words must leave a trace: "(mostly impacted would be authenticated users and bots)".
     result.problems += [f'left out "{aside}"' for aside in _asides(line.plain) if not _traced(text, aside)]
     result.problems += [f"{t} belongs to another sentence" for t in dict.fromkeys(used)
@@ -645,6 +714,9 @@ def judge_line(line: Line, answer: str, all_tokens: Mapping[str, str] | set[str]
     # What kind of failure: "a write outage" is not "an outage", nor "procedural failures" just "failures".
     result.problems += [f'dropped "{w}"' for w in _event_kinds(line.plain) if not _has_word(text, w.split("-")[0])
                         or (w.endswith("-wide") and not _says_any(text, _WIDE))]  # "service-wide": not "service"
+    # What something withstands: "phishing-proof two-step login" is not any "two-step login".
+    withstands = re.findall(r"\b([a-z]+)-(?:proof|resistant|safe)\b", line.plain.lower())
+    result.problems += [f'dropped "{w}"' for w in withstands if not _has_word(text, w)]
     result.problems += [f'dropped "{w.strip()}"' for w in _states(line.original + " " + line.plain)
                         if not _says_any(text, _STATES[w])]
     reference = line.original + "\n" + line.plain

@@ -482,6 +482,9 @@ def test_what_a_count_or_failure_is_of_goes_back_before_its_word() -> None:
     share = line("[PERCENT1] of active users with phishing-proof two-step login enabled.")
     judged = judge_line(share, "[PERCENT1] of users have turned on phishing-proof two-step login.", {"[PERCENT1]"})
     assert judged.text == "[PERCENT1] of active users have turned on phishing-proof two-step login." and judged.ok
+    plain = judge_line(share, "[PERCENT1] of users have two-step login enabled.", {"[PERCENT1]"})
+    assert 'dropped "phishing"' in plain.problems  # not any two-step login
+    assert judge_line(share, "[PERCENT1] of active users log in in two steps that resist phishing.", {"[PERCENT1]"}).ok
     files = judge_line(line("[NUMBER2] new files published."), "[NUMBER2] files were published.", {"[NUMBER2]"})
     assert files.text == "[NUMBER2] new files were published." and files.ok
     # The word it qualified is gone or said twice: nowhere safe to put it.
@@ -548,6 +551,37 @@ def test_an_aside_of_words_must_leave_a_trace() -> None:
     judged = judge_line(same, "It keeps the features of the current service.", set())
     assert judged.text == "It keeps the features of the current service (maintenance and sustainability)."
     assert judged.ok, judged.problems
+
+
+def test_a_place_the_statement_holds_for_must_stay() -> None:
+    source = line("[PERCENT2] of feature flag evaluation requests failed in the US region.")
+    closed = judge_line(source, "[PERCENT2] of feature flag checks failed.", {"[PERCENT2]"})
+    assert closed.text == "[PERCENT2] of feature flag checks failed in the US region." and closed.ok
+    lost = judge_line(source, "[PERCENT2] of feature flag checks failed, for all customers.", {"[PERCENT2]"})
+    assert 'left out "in the US region"' in lost.problems
+    assert judge_line(source, "In the US, [PERCENT2] of feature flag checks failed.", {"[PERCENT2]"}).ok
+
+
+def test_a_name_cut_short_names_something_bigger() -> None:
+    source = line("On [DATE1], the PostHog Feature Flags service had an outage.")
+    judged = judge_line(source, "On [DATE1], the PostHog service was down.", {"[DATE1]"})
+    assert judged.text == "On [DATE1], the PostHog Feature Flags service was down." and judged.ok
+    cut = judge_line(source, "On [DATE1], PostHog was down.", {"[DATE1]"})
+    assert 'left out "PostHog Feature Flags"' in cut.problems
+    assert judge_line(source, "On [DATE1], the feature flags service was down.", {"[DATE1]"}).ok
+
+
+def test_a_figure_moved_to_another_part_of_its_sentence_fails() -> None:
+    source = line("Outage finished, cleanup operations were done [DATE6] with no impact.")
+    moved = judge_line(source, "Outage finished at [DATE6] with no impact.", {"[DATE6]"})
+    assert "[DATE6] moved to another part of its sentence" in moved.problems
+    kept = judge_line(source, "The outage is over; the cleanup operations ended on [DATE6] with no impact.",
+                      {"[DATE6]"})
+    assert kept.ok, kept.problems
+    queue = line("At [DATE2]: The build queue is still full ([NUMBER1] build waiting).")
+    merged = judge_line(queue, "On [DATE2], the build queue is still at full capacity with [NUMBER1] build waiting.",
+                        {"[DATE2]", "[NUMBER1]"})
+    assert merged.ok, merged.problems  # one clause holding both parts
 
 
 def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:

@@ -591,7 +591,7 @@ def _put_back_name(plain: str, text: str, name: str) -> str:
     return f"{text[:cut].rstrip()} {rest}{' ' if found[0].group(1) else ''}{text[cut:]}"
 
 
-_CLAUSE = re.compile(r"[,;:()]|\s[-\u2013\u2014]\s")
+_CLAUSE = re.compile(r"[,;:]|\s[-\u2013\u2014]\s")  # not brackets: an aside tells of the clause it is in
 
 
 def _moved(source: str, text: str) -> list[str]:

@@ -582,6 +582,9 @@ def test_a_figure_moved_to_another_part_of_its_sentence_fails() -> None:
     merged = judge_line(queue, "On [DATE2], the build queue is still at full capacity with [NUMBER1] build waiting.",
                         {"[DATE2]", "[NUMBER1]"})
     assert merged.ok, merged.problems  # one clause holding both parts
+    aside = line("The impact was increased delays ([DURATION1] to return results) and errors.")
+    said = judge_line(aside, "Delays increased to [DURATION1], and errors went up.", {"[DURATION1]"})
+    assert not any("moved" in p for p in said.problems), said.problems  # the aside was about the delays
 
 
 def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:

@@ -764,10 +764,10 @@ def _examples() -> list[dict[str, str]]:
 
 
 def _user(audience: str, cares: str, kind: str, texts: list[str], retry: bool = False,
-          keep: list[str] | None = None) -> HumanMessage:
-    lost = [f"{number}: {note}" for number, note in enumerate(keep or [], 1) if note]
-    keep_block = ("Each new version must still say what its last version lost (that version follows):\n"
-                  + data_block("keep", "\n".join(lost)) if lost else "")
+          keep: list[list[str]] | None = None) -> HumanMessage:
+    lost = [f"{number}: {', '.join(words)}" for number, words in enumerate(keep or [], 1) if words]
+    keep_block = ("Each new version must still say what its last version lost:\n" + data_block("keep", "\n".join(lost))
+                  if lost else "")
     values = {"audience": audience, "cares": cares, "kind": kind, "draft": data_block("draft", numbered(texts))}
     if retry:
         return HumanMessage(load_prompt("rewrite_lines_retry").fill(**values, keep=keep_block).rstrip() + "\n")
@@ -775,7 +775,7 @@ def _user(audience: str, cares: str, kind: str, texts: list[str], retry: bool = 
 
 
 def line_messages(persona: Persona, kind_word: str, texts: list[str], retry: bool = False,
-                  keep: list[str] | None = None) -> list[BaseMessage]:
+                  keep: list[list[str]] | None = None) -> list[BaseMessage]:
     """Fixed system prompt and one worked example first (a cached prefix), then the sentences as data (a retry
     says the earlier version kept the draft's wording or lost a detail, and names what each one lost)."""
     messages: list[BaseMessage] = [SystemMessage(load_prompt("rewrite_lines_system").fill())]
@@ -814,16 +814,6 @@ def lost_words(line: Line, answer: LineAnswer | None) -> list[str]:
         if said and not any(re.search(rf"\b{re.escape(said)}\b", named) for named in found):  # "no" in "no downtime"
             found.append(f'"{said}"')
     return list(dict.fromkeys(found))
-
-
-def keep_note(line: Line, answer: LineAnswer | None) -> str:
-    """What a retry says of one sentence: what its last answer lost, and that answer (without the names in
-    brackets the model was never shown), so the model can mend its own words rather than start again from
-    the draft's: '"write" | last version: We expect a [DURATION1] outage.'"""
-    words = lost_words(line, answer)
-    if not words or answer is None:
-        return ""
-    return f"{', '.join(words)} | last version: {_BRACKETED_NAME.sub('', answer.text).strip()}"
 
 
 def settle(lines: list[Line], answers: list[LineAnswer | None]) -> tuple[list[str], list[str]]:

@@ -26,8 +26,8 @@ from coach.rewrite_lines import (
     NumberStripper,
     assemble,
     judge_line,
-    keep_note,
     line_messages,
+    lost_words,
     parse_numbered,
     settle,
     split_lines,
@@ -146,7 +146,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
         for number, batch in enumerate(first_batches(lines, todo) if attempt == 0 else [todo]):
             if number and on_token:
                 on_token(" ")
-            keep = [keep_note(lines[i], best[i]) for i in batch] if attempt else None
+            keep = [lost_words(lines[i], best[i]) for i in batch] if attempt else None
             generations.append(_line_round(handle, persona, kind_word, placeholders, lines, batch, attempt,
                                            on_token if attempt == 0 else None, cap, keep))
             answers = parse_numbered(generations[-1].text, len(batch))
@@ -183,7 +183,7 @@ def rewrite_small(handle: ChatModelHandle, persona: Persona, kind_word: str, pla
 
 def _line_round(handle: ChatModelHandle, persona: Persona, kind_word: str, placeholders: Placeholders,
                 lines: list[Line], batch: list[int], attempt: int, on_token: TokenSink | None,
-                cap: int | None = None, keep: list[str] | None = None) -> Generation:
+                cap: int | None = None, keep: list[list[str]] | None = None) -> Generation:
     """One request for the sentences in ``batch``; later rounds (only failed or near-copy sentences) get a little
     more temperature for a different answer. (Stronger DRY there cut copying further but brought back wrong
     statements.)"""
@@ -245,8 +245,7 @@ def revision_batch(lines: list[Line], todo: list[int], best: list[LineAnswer | N
     prompt, written = 100, 0  # the retry request's own words and its KEEP block: about 100 tokens
     for index in sorted(todo, key=lambda i: (passed(i), -sizes[i])):
         size = sizes[index]
-        # A failed sentence is shown with its last answer (about as long); each answer is about as long too.
-        more_prompt, more_written = prompt + size * (1 if passed(index) else 2), written + size + 4
+        more_prompt, more_written = prompt + size, written + size + 4  # an answer about as long, and its number
         if _prompt_seconds(more_prompt, speed, generations) + more_written / speed <= seconds_left:
             chosen.append(index)
             prompt, written = more_prompt, more_written

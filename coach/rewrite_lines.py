@@ -508,11 +508,15 @@ def _put_back_words(line: Line, text: str) -> str:
         head = re.search(rf"([A-Za-z][\w-]*)\s*{re.escape(aside)}", line.plain)
         if head and head.group(1).lower() not in STOP_WORDS and not _traced(text, aside):
             text = _after_nth(line.plain, text, head.group(1), head.start(1), f" {aside}")
-    for phrase in _scopes(line.plain):  # where the draft opens with it, or an answer of one clause: at its end
+    # A window of time or place: where the draft opens with it, before the word it stood before (once in
+    # each), or at the end of an answer of one clause.
+    for phrase in _scopes(line.plain):
         if _keeps_scope(text, phrase) or not text.strip():
             continue
         if line.plain.lower().startswith(phrase.lower() + ",") and text.split()[0] in _SIMPLE_START:
             text = f"{phrase[0].upper()}{phrase[1:]}, {text[0].lower()}{text[1:]}"
+        elif _keeps_scope(before := _before_head(line.plain, text, phrase), phrase):
+            text = before
         elif not re.search(r"[,;:()]", text):
             body = text.rstrip()
             end = body[-1] if body[-1] in ".!?" else ""

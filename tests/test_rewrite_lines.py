@@ -560,6 +560,11 @@ def test_a_place_the_statement_holds_for_must_stay() -> None:
     lost = judge_line(source, "[PERCENT2] of feature flag checks failed, for all customers.", {"[PERCENT2]"})
     assert 'left out "in the US region"' in lost.problems
     assert judge_line(source, "In the US, [PERCENT2] of feature flag checks failed.", {"[PERCENT2]"}).ok
+    middle = line("During this period, [PERCENT1] of flag evaluation requests in the US region failed with [CODE1].")
+    judged = judge_line(middle, "During that time, [PERCENT1] of flag evaluations failed with [CODE1].",
+                        {"[PERCENT1]", "[CODE1]"})
+    assert judged.text == "During that time, [PERCENT1] of flag evaluations in the US region failed with [CODE1]."
+    assert judged.ok, judged.problems
 
 
 def test_a_name_cut_short_names_something_bigger() -> None:

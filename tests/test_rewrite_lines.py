@@ -592,6 +592,21 @@ def test_a_figure_moved_to_another_part_of_its_sentence_fails() -> None:
     assert not any("moved" in p for p in said.problems), said.problems  # the aside was about the delays
 
 
+def test_half_a_long_sentence_gone_or_a_new_action_fails() -> None:
+    source = line("A data store connection time limit reduction from [DURATION2] coincided with elevated load on "
+                  "our main data store from person data intake.")
+    short = judge_line(source, "A data store limit was reduced at [DURATION2].", {"[DURATION2]"})
+    assert "says too little of its sentence" in short.problems
+    whole = judge_line(source, "We cut the data store connection time limit from [DURATION2] just as load on the "
+                       "main data store rose.", {"[DURATION2]"})
+    assert "says too little of its sentence" not in whole.problems
+    flags = line("Including view-only flags that did not require main data store access.")
+    added = judge_line(flags, "We added view-only flags that didn't require main data access.", set())
+    assert 'says we "added"' in added.problems
+    enabled = line("We have now enabled the new bot to merge code changes.")
+    assert judge_line(enabled, "We enabled a new bot that merges code changes.", set()).ok
+
+
 def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:
     long = line("The goal is to change the helm chart used to deploy the service from the legacy mirrorbits to the "
                 "new mirrorbits-parent to benefit from:")

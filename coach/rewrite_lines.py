@@ -468,7 +468,7 @@ def reattach(line: Line, answer: str) -> str:
             group = found.group(2)
             if any(m.group(0) in answer for m in TOKEN_RE.finditer(group)):
                 continue  # the model kept some of them: where it put them is for the judge
-            answer = _after_nth(source, answer, found.group(1), found.start(1), f" ({group})")
+            answer = _after_nth(source, answer, found.group(1), found.start(1), f" ({group})", lead=True)
         # A short aside holding a figure, after a figure the answer kept: "to [NUMBER2] (instead [NUMBER3])",
         # "[TIME4] ([CODE1] errors)".
         for found in re.finditer(r"(\[[A-Z]+\d+\])\s*\(([^()]*\[[A-Z]+\d+\][^()]*)\)", source):
@@ -487,7 +487,8 @@ def reattach(line: Line, answer: str) -> str:
     return answer
 
 
-def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before: bool = False) -> str:
+def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before: bool = False,
+               lead: bool = False) -> str:
     """``insert`` put after (or before) the answer's occurrence of ``head`` that matches the one at ``at`` in
     ``source``: "from the main server ([SYSTEM1]) to the backup server ([SYSTEM2])" has the same word twice, so
     each name goes to the occurrence it was at in the draft, and only if the answer has as many."""
@@ -499,6 +500,13 @@ def _after_nth(source: str, answer: str, head: str, at: int, insert: str, before
     if len(in_answer) != len(in_source) or nth >= len(in_answer):
         return answer
     word = in_answer[nth]
+    # ``lead``: not after the word qualified by another ("OS upgrade ([CODE2])" does not go to "Gerrit version
+    # upgrade" when the answer dropped the OS; "Releases" for "Rust releases" is still the releases).
+    said = re.search(r"([A-Za-z][\w.'-]*)\s+$", source[: in_source[nth].start()])
+    given = re.search(r"([A-Za-z][\w.'-]*)\s+$", answer[: word.start()])
+    if lead and said and given and not {said.group(1).lower(), given.group(1).lower()} & STOP_WORDS \
+            and said.group(1).lower() != given.group(1).lower():
+        return answer
     cut = word.start() if before else word.end()
     return f"{answer[:cut]}{insert}{answer[cut:]}"
 

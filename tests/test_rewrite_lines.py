@@ -607,6 +607,15 @@ def test_half_a_long_sentence_gone_or_a_new_action_fails() -> None:
     assert judge_line(enabled, "We enabled a new bot that merges code changes.", set()).ok
 
 
+def test_a_hidden_name_goes_back_only_after_its_own_word() -> None:
+    source = line("OS upgrade ([CODE2], [CODE3]), Java ([CODE4]) version update and Gerrit ([CODE5]) version update.")
+    tokens = {"[CODE2]", "[CODE3]", "[CODE4]", "[CODE5]"}
+    judged = judge_line(source, "Java version update and Gerrit version upgrade.", tokens)
+    assert "upgrade ([CODE2]" not in judged.text and "left out [CODE2]" in judged.problems
+    kept = judge_line(source, "The OS upgrade, then Java and Gerrit version updates.", tokens)
+    assert "OS upgrade ([CODE2], [CODE3])" in kept.text
+
+
 def test_a_long_sentence_may_use_more_words_of_its_own_than_a_short_one() -> None:
     long = line("The goal is to change the helm chart used to deploy the service from the legacy mirrorbits to the "
                 "new mirrorbits-parent to benefit from:")
